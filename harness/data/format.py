@@ -1,0 +1,247 @@
+"""The on-disk dataset format (BEIR's, extended), read strictly and written atomically.
+
+A prepared dataset folder holds:
+
+- ``corpus.jsonl``: ``{"_id", "title", "text"}`` per line;
+- ``queries.jsonl``: ``{"_id", "text", "answers"?}`` per line (``answers``: a list of strings);
+- ``qrels/<split>.tsv``: ``query-id<TAB>corpus-id<TAB>score`` with a header line;
+- ``train.jsonl`` (training sets only): ``{"query_id", "positives": [ids], "negatives": [ids],
+  "grades"?: {id: int}}`` per line; a positive's grade defaults to 1;
+- ``meta.json``: source, counts, warnings and the sha256 of each file.
+
+Readers raise :class:`~harness.errors.DataError` naming the file, line and field. Where trec_eval
+would carry on (a qrels line naming a document that is not in the corpus) the reader counts a
+warning instead of failing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass
+class TrainGroup:
+    """One training query with its positives (graded) and hard negatives."""
+
+    query_id: str
+    positives: list[str]
+    negatives: list[str]
+    grades: dict[str, int] = field(default_factory=dict)
+
+    def grade(self, doc_id: str) -> int:
+        return self.grades.get(doc_id, 1)
+
+
+def _str_field(obj: dict[str, Any], name: str, path: Path, lineno: int, *, required: bool = True,
+               allow_empty: bool = True) -> str:
+    if name not in obj:
+        if required:
+            raise DataError("missing field", path, lineno, name)
+        return ""
+    value = obj[name]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and name.endswith("id"):
+        value = str(value)
+    if not isinstance(value, str):
+        raise DataError(f"expected a string, got {type(value).__name__}", path, lineno, name)
+    if not allow_empty and not value.strip():
+        raise DataError("empty text", path, lineno, name)
+    return value
+
+
+def read_corpus(path: str | Path) -> dict[str, dict[str, str]]:
+    """Read ``corpus.jsonl`` into ``{doc_id: {"title", "text"}}``; duplicate ids are an error."""
+    path = Path(path)
+    corpus: dict[str, dict[str, str]] = {}
+    for lineno, obj in iter_jsonl(path):
+        doc_id = _str_field(obj, "_id", path, lineno, allow_empty=False)
+        if doc_id in corpus:
+            raise DataError(f"duplicate document id {doc_id!r}", path, lineno, "_id")
+        corpus[doc_id] = {
+            "title": _str_field(obj, "title", path, lineno, required=False),
+            "text": _str_field(obj, "text", path, lineno),
+        }
+    if not corpus:
+        raise DataError("the corpus is empty", path)
+    return corpus
+
+
+def read_queries(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read ``queries.jsonl`` into ``{query_id: {"text", "answers"?}}``.
+
+    A duplicate id or an empty query text is an error.
+    """
+    path = Path(path)
+    queries: dict[str, dict[str, Any]] = {}
+    for lineno, obj in iter_jsonl(path):
+        qid = _str_field(obj, "_id", path, lineno, allow_empty=False)
+        if qid in queries:
+            raise DataError(f"duplicate query id {qid!r}", path, lineno, "_id")
+        record: dict[str, Any] = {"text": _str_field(obj, "text", path, lineno, allow_empty=False)}
+        if "answers" in obj:
+            answers = obj["answers"]
+            if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+                raise DataError("expected a list of strings", path, lineno, "answers")
+            record["answers"] = answers
+        queries[qid] = record
+    if not queries:
+        raise DataError("no queries", path)
+    return queries
+
+
+@dataclass
+class QrelsReport:
+    """What :func:`read_qrels` read, and what it skipped with a warning."""
+
+    qrels: Qrels
+    unknown_docs: int = 0
+    unknown_queries: int = 0
+
+
+def read_qrels(path: str | Path, queries: dict[str, Any] | None = None,
+               corpus: dict[str, Any] | None = None) -> QrelsReport:
+    """Read a BEIR qrels TSV (``query-id  corpus-id  score``, header line first).
+
+    A line with a missing column or a non-integer score is an error; a query id that has no text
+    in ``queries`` is an error; a document id that is not in ``corpus`` is kept (trec_eval keeps
+    it too) and counted in ``unknown_docs``.
+    """
+    path = Path(path)
+    qrels: Qrels = {}
+    report = QrelsReport(qrels)
+    columns = ("query-id", "corpus-id", "score")
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if lineno == 1 and parts[0].strip() in ("query-id", "query_id", "qid"):
+                continue
+            if len(parts) < 3:
+                raise DataError(f"expected 3 tab-separated columns, found {len(parts)}", path, lineno,
+                                columns[len(parts)])
+            qid, doc_id, score = parts[0].strip(), parts[1].strip(), parts[2].strip()
+            for name, value in zip(columns, (qid, doc_id, score)):
+                if not value:
+                    raise DataError("empty value", path, lineno, name)
+            try:
+                grade = int(float(score))
+            except ValueError:
+                raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
+            if queries is not None and qid not in queries:
+                raise DataError(f"query id {qid!r} has no text in queries.jsonl", path, lineno, "query-id")
+            if corpus is not None and doc_id not in corpus:
+                report.unknown_docs += 1
+            qrels.setdefault(qid, {})[doc_id] = grade
+    if report.unknown_docs:
+        log.warning("%s: %d qrels lines name documents that are not in the corpus (kept, as trec_eval does)",
+                    path, report.unknown_docs)
+    return report
+
+
+def read_train_groups(path: str | Path) -> list[TrainGroup]:
+    """Read ``train.jsonl``: one query group per line."""
+    path = Path(path)
+    groups = []
+    for lineno, obj in iter_jsonl(path):
+        qid = _str_field(obj, "query_id", path, lineno, allow_empty=False)
+        lists = {}
+        for name in ("positives", "negatives"):
+            value = obj.get(name)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise DataError("expected a list of document ids", path, lineno, name)
+            lists[name] = value
+        if not lists["positives"]:
+            raise DataError("a training group needs at least one positive", path, lineno, "positives")
+        grades = obj.get("grades", {})
+        if not isinstance(grades, dict) or not all(isinstance(g, int) and g > 0 for g in grades.values()):
+            raise DataError("expected an object of positive integer grades", path, lineno, "grades")
+        groups.append(TrainGroup(qid, lists["positives"], lists["negatives"], grades))
+    if not groups:
+        raise DataError("no training groups", path)
+    return groups
+
+
+def write_corpus(path: str | Path, docs: Iterable[tuple[str, str, str]]) -> None:
+    """Write ``(doc_id, title, text)`` triples as ``corpus.jsonl``."""
+    write_jsonl(path, ({"_id": d, "title": t, "text": x} for d, t, x in docs))
+
+
+def write_queries(path: str | Path, queries: Iterable[tuple[str, str, list[str] | None]]) -> None:
+    """Write ``(query_id, text, answers or None)`` as ``queries.jsonl``."""
+    write_jsonl(path, ({"_id": q, "text": t, **({"answers": a} if a is not None else {})} for q, t, a in queries))
+
+
+def write_qrels(path: str | Path, qrels: Qrels) -> None:
+    """Write qrels as a BEIR TSV with its header line."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        for qid, docs in qrels.items():
+            for doc_id, grade in docs.items():
+                fh.write(f"{qid}\t{doc_id}\t{grade}\n")
+
+
+def write_train_groups(path: str | Path, groups: Iterable[TrainGroup]) -> None:
+    """Write training groups as ``train.jsonl``."""
+    write_jsonl(path, (
+        {"query_id": g.query_id, "positives": g.positives, "negatives": g.negatives,
+         **({"grades": g.grades} if g.grades else {})}
+        for g in groups))
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_meta(root: str | Path, source: dict[str, Any], warnings: dict[str, int] | None = None) -> dict[str, Any]:
+    """Write ``meta.json`` for a prepared folder: source, counts, warnings and file checksums."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "meta.json" and not p.name.startswith("."))
+    counts = {
+        "docs": _count_lines(root / "corpus.jsonl"),
+        "queries": _count_lines(root / "queries.jsonl"),
+        "train_groups": _count_lines(root / "train.jsonl") if (root / "train.jsonl").exists() else 0,
+    }
+    for qrels_file in sorted((root / "qrels").glob("*.tsv")):
+        counts[f"qrels/{qrels_file.stem}"] = max(_count_lines(qrels_file) - 1, 0)
+    meta = {
+        "source": source,
+        "counts": counts,
+        "warnings": warnings or {},
+        "sha256": {str(p.relative_to(root)): sha256(p) for p in files},
+    }
+    write_json(root / "meta.json", meta)
+    return meta
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def splits(root: str | Path) -> list[str]:
+    """The qrels splits a prepared folder has (``test``, ``dev``, ...)."""
+    return sorted(p.stem for p in (Path(root) / "qrels").glob("*.tsv"))
