@@ -1,0 +1,187 @@
+"""The bi-encoder: one transformer shared by queries and passages, pooled and optionally normalised.
+
+Its settings (pooling, normalisation, similarity, prefixes, max lengths) travel with every
+checkpoint in ``lossboard.json`` and are read back at encode time, so a model is never encoded
+with settings other than the ones it was trained with. Checkpoints are also written in the
+sentence-transformers layout (``modules.json``, ``1_Pooling/``, ``sentence_bert_config.json``,
+prompts in ``config_sentence_transformers.json``), so ``SentenceTransformer(path)`` loads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from harness.errors import ConfigError
+from harness.io import write_json
+
+Kind = Literal["query", "passage"]
+SETTINGS_FILE = "lossboard.json"
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How text becomes a vector. Stored with every checkpoint."""
+
+    pooling: Literal["mean", "cls"] = "mean"
+    normalize: bool = True
+    similarity: Literal["cosine", "dot"] = "cosine"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_query_length: int = 32
+    max_passage_length: int = 128
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "model settings") -> EncoderSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown encoder setting(s) {unknown}; valid: {sorted(names)}", key=where)
+        settings = cls(**values)
+        if settings.pooling not in ("mean", "cls"):
+            raise ConfigError(f"pooling must be 'mean' or 'cls', got {settings.pooling!r}", key=f"{where}.pooling")
+        if settings.similarity not in ("cosine", "dot"):
+            raise ConfigError(f"similarity must be 'cosine' or 'dot', got {settings.similarity!r}",
+                              key=f"{where}.similarity")
+        if settings.similarity == "cosine" and not settings.normalize:
+            raise ConfigError("cosine similarity needs normalize: true", key=f"{where}.normalize")
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class BiEncoder(torch.nn.Module):
+    """A shared transformer encoder with pooling: e(x) = pool(T(x)), normalised when cosine."""
+
+    def __init__(self, transformer: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                 settings: EncoderSettings) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.settings = settings
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return int(self.transformer.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str], kind: Kind) -> dict[str, torch.Tensor]:
+        """Prefix, truncate to the kind's max length and pad to the longest in the batch."""
+        s = self.settings
+        prefix = s.query_prefix if kind == "query" else s.passage_prefix
+        max_length = s.max_query_length if kind == "query" else s.max_passage_length
+        batch = self.tokenizer([prefix + t for t in texts], padding=True, truncation=True,
+                               max_length=max_length, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embed a tokenised batch: [B, L] ids -> [B, H] vectors."""
+        hidden = self.transformer(**features).last_hidden_state  # [B, L, H]
+        if self.settings.pooling == "cls":
+            pooled = hidden[:, 0]  # [B, H]
+        else:
+            mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [B, L, 1]
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # [B, H]
+        if self.settings.normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+        return pooled
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], kind: Kind, batch_size: int = 64,
+               progress: bool = False, desc: str | None = None) -> np.ndarray:
+        """Encode texts to a float32 [N, H] array, in input order.
+
+        Texts are batched by length (longest first), so each batch pads to similar lengths and
+        no compute is spent on padding; the result is put back in input order.
+        """
+        was_training = self.training
+        self.eval()
+        lengths = np.array([len(t) for t in texts])
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc=desc or f"encode {kind}s", disable=not progress, unit="batch"):
+            idx = order[start:start + batch_size]
+            emb = self(self.tokenize([texts[i] for i in idx], kind))
+            out[idx] = emb.float().cpu().numpy()
+        self.train(was_training)
+        return out
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Save as a sentence-transformers folder plus ``lossboard.json`` (settings + ``extra``)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.transformer.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        s = self.settings
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        if s.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+            (path / "2_Normalize").mkdir(exist_ok=True)
+        write_json(path / "modules.json", modules)
+        write_json(path / "1_Pooling" / "config.json", {
+            "word_embedding_dimension": self.dim,
+            "pooling_mode_cls_token": s.pooling == "cls",
+            "pooling_mode_mean_tokens": s.pooling == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        })
+        write_json(path / "sentence_bert_config.json",
+                   {"max_seq_length": s.max_passage_length, "do_lower_case": False})
+        write_json(path / "config_sentence_transformers.json", {
+            "prompts": {"query": s.query_prefix, "document": s.passage_prefix},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine" if s.similarity == "cosine" else "dot",
+        })
+        write_json(path / SETTINGS_FILE, {"settings": s.to_dict(), **(extra or {})})
+
+
+def settings_from_folder(path: Path) -> dict[str, Any]:
+    """Read encoder settings stored with a model folder.
+
+    ``lossboard.json`` is authoritative; a plain sentence-transformers folder gives its pooling,
+    normalisation, max length and prompts; a bare transformers folder gives nothing.
+    """
+    own = path / SETTINGS_FILE
+    if own.exists():
+        return dict(json.loads(own.read_text(encoding="utf-8"))["settings"])
+    found: dict[str, Any] = {}
+    modules_file = path / "modules.json"
+    if modules_file.exists():
+        types = [m["type"] for m in json.loads(modules_file.read_text(encoding="utf-8"))]
+        found["normalize"] = any(t.endswith("Normalize") for t in types)
+        found["similarity"] = "cosine" if found["normalize"] else "dot"
+    pooling_file = path / "1_Pooling" / "config.json"
+    if pooling_file.exists():
+        pooling = json.loads(pooling_file.read_text(encoding="utf-8"))
+        found["pooling"] = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
+    st_config = path / "config_sentence_transformers.json"
+    if st_config.exists():
+        prompts = json.loads(st_config.read_text(encoding="utf-8")).get("prompts") or {}
+        if "query" in prompts:
+            found["query_prefix"] = prompts["query"]
+        if "document" in prompts or "passage" in prompts:
+            found["passage_prefix"] = prompts.get("document", prompts.get("passage", ""))
+    return found
+
+
+def load_pretrained(path_or_id: str, settings: EncoderSettings) -> BiEncoder:
+    """A bi-encoder from a local folder or a Hugging Face id, with the given settings."""
+    tokenizer = AutoTokenizer.from_pretrained(path_or_id)
+    transformer = AutoModel.from_pretrained(path_or_id)
+    return BiEncoder(transformer, tokenizer, settings)
