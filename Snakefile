@@ -1,0 +1,26 @@
+"""lossboard: models x losses x datasets x seeds -> train -> evaluate -> compare -> site."""
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/compare.smk"
+include: "rules/site.smk"
+
+
+rule all:
+    input:
+        f"{SITE}/index.html",
+    default_target: True
+
+
+onsuccess:
+    print(f"lossboard: the leaderboard is at {SITE}/index.html")

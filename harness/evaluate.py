@@ -1,0 +1,97 @@
+"""The evaluate stage: (model, dataset folder, split) -> run.trec, per_query.jsonl, metrics.json.
+
+Works on any folder in the on-disk format, a prepared one or a raw BEIR folder. The corpus is
+encoded here unless precomputed shards are given (``embeddings``), which is how the workflow
+encodes a corpus once per checkpoint and searches it for every eval set that shares it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import provenance
+from harness.answer_match import answer_hits
+from harness.data.format import read_corpus, read_qrels, read_queries
+from harness.errors import DataError
+from harness.io import read_json, write_json, write_jsonl
+from harness.metrics import evaluate as compute_metrics
+from harness.metrics import metrics_for
+from harness.models.registry import load_model
+from harness.retrieval import FlatIPSearcher, load_corpus_embeddings, pair_scores, passage_text, write_trec_run
+
+TOP_K = 1000
+TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss")
+
+
+def positive_level(family: str) -> int:
+    """The grade from which a judged document counts as positive (TREC DL: 2, as its binary measures)."""
+    return 2 if family == "trec-dl" else 1
+
+
+def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = "generic", corpus_dir: Path | None = None,
+             extra_metrics: list[str] | None = None, settings: dict[str, Any] | None = None,
+             embeddings: Path | None = None, batch_size: int = 128, index: str = "Flat",
+             run_info: dict[str, Any] | None = None, tag: str = "lossboard") -> dict[str, Any]:
+    """Encode, search, score and write the three result files; returns the metrics record."""
+    start = time.perf_counter()
+    dataset, out = Path(dataset), Path(out)
+    metric_names = metrics_for(family, extra_metrics)
+    corpus = read_corpus(Path(corpus_dir or dataset) / "corpus.jsonl")
+    queries = read_queries(dataset / "queries.jsonl")
+    qrels_path = dataset / "qrels" / f"{split}.tsv"
+    qrels = read_qrels(qrels_path, queries, corpus).qrels
+    query_ids = list(qrels)
+    if not query_ids:
+        raise DataError(f"split {split!r} has no judged queries", qrels_path)
+
+    encoder = load_model(model, settings)
+    if embeddings is not None:
+        doc_ids, doc_emb = load_corpus_embeddings(Path(embeddings))
+    else:
+        doc_ids = list(corpus)
+        doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True)
+    query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True)
+    scores, indices = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32), index).search(
+        query_emb, min(TOP_K, len(doc_ids)))
+
+    level = positive_level(family)
+    doc_row = {d: i for i, d in enumerate(doc_ids)}
+    pos_rows = [np.array([doc_row[d] for d, g in qrels[q].items() if g >= level and d in doc_row], dtype=np.int64)
+                for q in query_ids]
+    pair_q = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(pos_rows)])
+    flat = pair_scores(query_emb, np.asarray(doc_emb, dtype=np.float32), pair_q, np.concatenate(pos_rows))
+    positive_scores = np.split(flat, np.cumsum([len(r) for r in pos_rows])[:-1])
+
+    hits = None
+    if any(m.startswith("hits@") for m in metric_names):
+        hits = answer_hits(indices, [passage_text(corpus[d]) for d in doc_ids],
+                           [queries[q].get("answers", []) for q in query_ids])
+    result = compute_metrics(query_ids, doc_ids, indices, scores, qrels, metric_names,
+                             answer_hits=hits, positive_scores=positive_scores)
+
+    write_trec_run(out / "run.trec", query_ids, doc_ids, indices, scores, tag)
+    write_jsonl(out / "per_query.jsonl", (
+        {"query_id": q, **{m: float(v[i]) for m, v in result.per_query.items()}} for i, q in enumerate(query_ids)))
+    info = run_info or {}
+    summary_file = Path(model) / "train_summary.json"
+    summary = read_json(summary_file) if summary_file.exists() else None
+    record = {
+        "schema": 1,
+        "run": info.get("run", {"model": model, "eval": dataset.name, "split": split}),
+        "loss": summary["loss"] if summary else None,
+        "family": family,
+        "main_metric": metric_names[0],
+        "metrics": {m: float(v) for m, v in result.aggregate.items()},
+        "n_queries": len(query_ids),
+        "histogram": result.histogram,
+        "checkpoint": info.get("checkpoint"),
+        "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,
+        "provenance": provenance.record(time.perf_counter() - start, config=info.get("config", {}),
+                                        train_command=summary["command"] if summary else None),
+    }
+    write_json(out / "metrics.json", record)
+    return record

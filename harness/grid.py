@@ -1,0 +1,189 @@
+"""The grid: a validated config -> every output path of the workflow.
+
+The Snakefile reads the config, validates it with the JSON schema (``config/config.schema.yaml``,
+defaults filled in) and then with :func:`check`, which knows what a schema cannot: that a loss,
+a metric family or a dataset a grid entry names exists. Every path of the results tree is built
+here, once, so the rules, the tests and the site agree on it.
+
+Results tree (relative to ``results``)::
+
+    data/<dataset>/                                 prepared dataset (meta.json marks it done)
+    teacher/<dataset>/<teacher>.jsonl               teacher scores for listwise distillation
+    checkpoints/<model>/<train>/<loss>/seed<s>/     trained model (sentence-transformers folder)
+    embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
+    runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
+    compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
+
+The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+
+ZERO_SHOT = "zero-shot"
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """One row of the leaderboard: a registered loss with its parameters."""
+
+    key: str
+    name: str
+    params: dict[str, Any]
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config with the safe loader; errors name the file and line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}", path=path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a mapping of keys", path=path)
+    return data
+
+
+def loss_key(label: str, params: dict[str, Any]) -> str:
+    """The row key of a loss entry: its label, plus its parameters when it has any.
+
+    ``mw`` with ``{temperature: 0.05}`` -> ``mw.temperature=0.05``, so two settings of one loss
+    are two rows and two results folders.
+    """
+    if not params:
+        return label
+    return label + "." + ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(params.items()))
+
+
+def loss_entries(config: dict[str, Any]) -> dict[str, LossEntry]:
+    entries = {}
+    for label, params in (config.get("losses") or {}).items():
+        params = dict(params or {})
+        name = params.pop("loss", label)
+        key = loss_key(label, params)
+        entries[key] = LossEntry(key, name, params)
+    return entries
+
+
+def check(config: dict[str, Any]) -> None:
+    """Checks beyond the schema; raises :class:`ConfigError` naming the key's path."""
+    from harness.losses import REGISTRY, get_loss
+    from harness.metrics import metrics_for
+
+    datasets = config["datasets"]
+    for name, spec in datasets.items():
+        metrics_for(spec["family"], spec.get("metrics"))
+    for section in ("train_sets", "eval_sets"):
+        for name, spec in config[section].items():
+            if name not in datasets:
+                raise ConfigError(f"names dataset {name!r}, which is not under 'datasets'", key=f"{section}.{name}")
+            corpus = (spec or {}).get("corpus")
+            if corpus is not None and corpus not in datasets:
+                raise ConfigError(f"corpus {corpus!r} is not under 'datasets'", key=f"{section}.{name}.corpus")
+    for label, params in (config.get("losses") or {}).items():
+        params = dict(params or {})
+        name = params.pop("loss", label)
+        if name not in REGISTRY:
+            raise ConfigError(f"unknown loss {name!r}; known: {sorted(REGISTRY)}", key=f"losses.{label}")
+        try:
+            get_loss(name, **params)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), key=f"losses.{label}") from None
+    baseline = config.get("baseline")
+    if baseline not in loss_entries(config):
+        raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")
+    for key in ("teacher",):
+        teacher = config.get(key) or {}
+        if teacher.get("kind") == "bi-encoder" and teacher.get("model") not in config["models"]:
+            raise ConfigError(f"teacher model {teacher.get('model')!r} is not under 'models'", key=f"{key}.model")
+
+
+class Grid:
+    """The outputs of a validated config."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.results = str(config["results"])
+        self.models: dict[str, Any] = config["models"]
+        self.datasets: dict[str, Any] = config["datasets"]
+        self.train_sets: dict[str, Any] = config["train_sets"]
+        self.eval_sets: dict[str, Any] = config["eval_sets"]
+        self.losses = loss_entries(config)
+        self.seeds: list[int] = list(config["seeds"])
+        self.shards = int(config["encode"]["shards"])
+
+    # -- names ----------------------------------------------------------------------------------
+    def corpus_of(self, eval_set: str) -> str:
+        """The dataset whose corpus an eval set searches (eval sets may share one corpus)."""
+        return (self.eval_sets[eval_set] or {}).get("corpus") or eval_set
+
+    def teacher_name(self) -> str:
+        teacher = self.config["teacher"]
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(teacher["model"]))
+
+    def needs_teacher(self, loss: str) -> bool:
+        from harness.losses import REGISTRY
+
+        return bool(REGISTRY[self.losses[loss].name].needs_teacher)
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        def one_of(names: list[str]) -> str:
+            return "|".join(re.escape(n) for n in names)
+
+        return {
+            "model": one_of(list(self.models)),
+            "train": one_of([*self.train_sets, ZERO_SHOT]),
+            "loss": one_of([*self.losses, ZERO_SHOT]),
+            "eval": one_of(list(self.eval_sets)),
+            "dataset": one_of(list(self.datasets)),
+            "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets})),
+            "seed": r"\d+",
+            "shard": r"\d+",
+            "teacher": re.escape(self.teacher_name()),
+        }
+
+    # -- paths ----------------------------------------------------------------------------------
+    def data(self, dataset: str) -> str:
+        return f"{self.results}/data/{dataset}"
+
+    def checkpoint(self, model: str, train: str, loss: str, seed: int | str) -> str:
+        return f"{self.results}/checkpoints/{model}/{train}/{loss}/seed{seed}"
+
+    def run(self, model: str, train: str, loss: str, seed: int | str, eval_set: str) -> str:
+        return f"{self.results}/runs/{model}/{train}/{loss}/seed{seed}/{eval_set}"
+
+    def shard_files(self, model: str, train: str, loss: str, seed: int | str, corpus: str) -> list[str]:
+        base = f"{self.results}/embeddings/{model}/{train}/{loss}/seed{seed}/{corpus}"
+        return [f"{base}/shard-{i:03d}-of-{self.shards:03d}.npy" for i in range(self.shards)]
+
+    def compare(self, model: str, train: str, eval_set: str) -> str:
+        return f"{self.results}/compare/{model}/{train}/{eval_set}.json"
+
+    def rows(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
+        """Every row of one comparison table -> its run folders (one per seed)."""
+        rows = {ZERO_SHOT: [self.run(model, ZERO_SHOT, ZERO_SHOT, 0, eval_set)]}
+        for key in self.losses:
+            rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
+        return rows
+
+    def all_compares(self) -> list[str]:
+        return [self.compare(m, t, e) for m in self.models for t in self.train_sets for e in self.eval_sets]
+
+    def all_runs(self) -> list[str]:
+        runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets]
+        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets for k in self.losses
+                 for s in self.seeds for e in self.eval_sets]
+        return runs

@@ -1,0 +1,82 @@
+"""The teacher stage: score every training group's candidates once, for listwise distillation.
+
+CADET (Tamber et al., arXiv 2505.19274) distils a cross-encoder's list distribution into the
+bi-encoder. Before use, the teacher's scores are **rescaled** as the authors' code does:
+
+    s' = clip((s - p1) / (p99 - p1), 0, 1)
+
+with p1, p99 the 1st and 99th percentiles of all the teacher's scores in the training file, and a
+query whose top rescaled score is below the 25th percentile of the queries' top scores is dropped.
+The loss's temperature (0.3) and its 0.6 false-negative filter act on these [0, 1] scores, never on
+raw cross-encoder logits (which can be negative).
+
+Teachers: ``cross-encoder`` (any Hugging Face sequence-classification model, through
+``sentence_transformers.CrossEncoder``) or ``bi-encoder`` (a harness model; on the offline default
+the zero-shot MiniLM stands in for a cross-encoder, and the site says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data.format import read_corpus, read_queries, read_train_groups
+from harness.io import write_jsonl
+from harness.models.registry import load_model
+
+
+def rescale(per_query: dict[str, dict[str, float]], low_pct: float = 1.0, high_pct: float = 99.0,
+            drop_below_pct: float = 25.0) -> dict[str, dict[str, float]]:
+    """CADET's rescaling: percentile min-max to [0, 1], then drop queries with a weak top score."""
+    every = np.array([s for scores in per_query.values() for s in scores.values()], dtype=np.float64)
+    low, high = np.percentile(every, [low_pct, high_pct])
+    span = high - low if high > low else 1.0
+    scaled = {q: {d: float(np.clip((s - low) / span, 0.0, 1.0)) for d, s in scores.items()}
+              for q, scores in per_query.items()}
+    tops = np.array([max(scores.values()) for scores in scaled.values()])
+    cut = np.percentile(tops, drop_below_pct)
+    return {q: scores for q, scores in scaled.items() if max(scores.values()) >= cut}
+
+
+def _passage(doc: dict[str, str]) -> str:
+    return f"{doc['title']} {doc['text']}".strip() if doc.get("title") else doc["text"]
+
+
+def score_groups(kind: str, model: str, dataset: Path, settings: dict[str, Any] | None = None,
+                 batch_size: int = 64) -> dict[str, dict[str, float]]:
+    """Raw teacher scores ``{query_id: {doc_id: score}}`` of each group's positives and negatives."""
+    corpus = read_corpus(dataset / "corpus.jsonl")
+    queries = read_queries(dataset / "queries.jsonl")
+    groups = read_train_groups(dataset / "train.jsonl")
+    pairs = [(g.query_id, d) for g in groups for d in dict.fromkeys([*g.positives, *g.negatives])]
+    if kind == "cross-encoder":
+        from sentence_transformers import CrossEncoder
+
+        teacher = CrossEncoder(model)
+        values = teacher.predict([(queries[q]["text"], _passage(corpus[d])) for q, d in pairs],
+                                 batch_size=batch_size, show_progress_bar=True)
+    else:
+        encoder = load_model(model, settings)
+        doc_ids = list(dict.fromkeys(d for _, d in pairs))
+        query_ids = [g.query_id for g in groups]
+        doc_index = {d: i for i, d in enumerate(doc_ids)}
+        query_index = {q: i for i, q in enumerate(query_ids)}
+        d_emb = encoder.encode([_passage(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True)
+        q_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True)
+        values = np.einsum("ij,ij->i", q_emb[[query_index[q] for q, _ in pairs]],
+                           d_emb[[doc_index[d] for _, d in pairs]])
+    scores: dict[str, dict[str, float]] = {}
+    for (q, d), v in zip(pairs, np.asarray(values, dtype=np.float64)):
+        scores.setdefault(q, {})[d] = float(v)
+    return scores
+
+
+def run_teacher(kind: str, model: str, dataset: Path, out: Path, settings: dict[str, Any] | None = None,
+                batch_size: int = 64) -> int:
+    """Score, rescale and write ``{"query_id", "scores"}`` lines; returns the number of queries kept."""
+    kept = rescale(score_groups(kind, model, dataset, settings, batch_size))
+    write_jsonl(out, ({"query_id": q, "scores": {d: round(s, 6) for d, s in scores.items()}}
+                      for q, scores in kept.items()))
+    return len(kept)

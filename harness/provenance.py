@@ -1,0 +1,68 @@
+"""Where a result came from: git commit, library versions, machine, wall time and peak memory."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LIBRARIES = ("torch", "transformers", "sentence-transformers", "ranx", "faiss-cpu", "faiss-gpu", "numpy",
+             "scipy", "snakemake", "lossboard")
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the working tree (suffixed ``-dirty`` when it has changes), or None outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def versions() -> dict[str, str]:
+    """Python and the installed versions of the libraries that shape the numbers."""
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{platform.processor() or platform.machine()}"
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (and GPU memory when a GPU was used), in MiB."""
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = rss_kb / 1024
+    if torch.cuda.is_available():
+        peak = max(peak, torch.cuda.max_memory_allocated() / 2**20)
+    return round(peak, 1)
+
+
+def record(wall_time_s: float, **extra: Any) -> dict[str, Any]:
+    """The provenance block of a results record."""
+    return {
+        "command": " ".join(["harness", *sys.argv[1:]]),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device": device_name(),
+        "host": platform.node(),
+        "wall_time_s": round(wall_time_s, 3),
+        "peak_memory_mb": peak_memory_mb(),
+        **extra,
+    }

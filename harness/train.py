@@ -1,0 +1,371 @@
+"""The training loop: one place for batching, the loss call, GradCache, AMP, seeds and checkpoints.
+
+A step takes ``batch_size`` query groups. Each query brings up to ``max_positives`` positives and
+``hard_negatives`` sampled hard negatives; the documents of all queries form one shared pool
+(duplicates merged), so every query also sees every other query's documents as in-batch negatives.
+The loss sees the full score matrix ``scores[i, j] = s(q_i, d_j)`` [Q, D] with labels
+(the grade where d_j is a known positive of q_i, 0 otherwise) and, for distillation, the teacher's
+scores of q_i's own list (NaN elsewhere) — the contract of :mod:`harness.losses`.
+
+Execution options wrap the *same* loss call:
+
+- ``grad_cache_chunk``: GradCache (Gao et al., 2021, arXiv 2101.06983). (1) embed every chunk
+  without a graph; (2) compute the loss on the full embedding matrices and back-propagate to the
+  embeddings only; (3) re-embed chunk by chunk with a graph, replaying the chunk's RNG state, and
+  back-propagate the cached embedding gradients. The gradient equals the full-batch one while
+  activation memory is that of one chunk.
+- ``bf16``: autocast on CUDA.
+- Checkpoints every ``checkpoint_every`` steps and on SIGTERM into ``resume_dir``; a rerun resumes
+  from the last one. Everything random is derived from ``seed`` and the step, so a resumed run
+  gives the same model as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from harness import provenance
+from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
+from harness.errors import ConfigError, DataError, TrainingError
+from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
+from harness.losses import get_loss
+from harness.models import BiEncoder, load_model
+
+RESUME_FILE = "resume.pt"
+
+
+@dataclass
+class TrainArgs:
+    """Everything a training run depends on; saved with the checkpoint."""
+
+    model: str
+    dataset: Path
+    loss: str
+    out: Path
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    seed: int = 1
+    batch_size: int = 32
+    hard_negatives: int = 1
+    max_positives: int = 1
+    epochs: int = 1
+    max_steps: int = 0
+    learning_rate: float = 2e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    grad_cache_chunk: int = 0
+    bf16: bool = False
+    teacher: Path | None = None
+    checkpoint_every: int = 0
+    resume_dir: Path | None = None
+    max_groups: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class Batch:
+    queries: list[str]
+    docs: list[str]
+    labels: torch.Tensor  # [Q, D]
+    teacher: torch.Tensor | None  # [Q, D], NaN outside each query's list
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def load_teacher(path: Path) -> dict[str, dict[str, float]]:
+    """Teacher scores ``{query_id: {doc_id: score}}`` from the teacher stage's JSON Lines."""
+    scores: dict[str, dict[str, float]] = {}
+    for lineno, obj in iter_jsonl(path):
+        if not isinstance(obj.get("query_id"), str) or not isinstance(obj.get("scores"), dict):
+            raise DataError("expected 'query_id' (string) and 'scores' (object)", path, lineno, "scores")
+        scores[obj["query_id"]] = {str(d): float(s) for d, s in obj["scores"].items()}
+    return scores
+
+
+class BatchBuilder:
+    """Turns query groups into deterministic batches: epoch order and negatives come from ``seed``."""
+
+    def __init__(self, groups: list[TrainGroup], args: TrainArgs,
+                 teacher: dict[str, dict[str, float]] | None) -> None:
+        self.groups, self.args, self.teacher = groups, args, teacher
+        self.steps_per_epoch = len(groups) // args.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"{len(groups)} training groups cannot fill one batch of {args.batch_size}",
+                              key="train.batch_size")
+
+    def batch(self, step: int) -> list[TrainGroup]:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.args.seed, epoch]).permutation(len(self.groups))
+        picked = order[index * self.args.batch_size:(index + 1) * self.args.batch_size]
+        return [self.groups[i] for i in picked]
+
+    def build(self, step: int, queries: dict[str, dict[str, Any]], corpus: dict[str, dict[str, str]]) -> Batch:
+        rng = np.random.default_rng([self.args.seed, step, 1])
+        groups = self.batch(step)
+        docs: dict[str, int] = {}
+        for g in groups:
+            positives = g.positives[:self.args.max_positives]
+            negatives = list(g.negatives)
+            if len(negatives) > self.args.hard_negatives:
+                negatives = [negatives[i] for i in sorted(rng.choice(len(negatives), self.args.hard_negatives,
+                                                                     replace=False))]
+            for doc_id in [*positives, *negatives]:
+                docs.setdefault(doc_id, len(docs))
+        doc_ids = list(docs)
+        labels = torch.zeros(len(groups), len(doc_ids))
+        teacher = torch.full((len(groups), len(doc_ids)), math.nan) if self.teacher is not None else None
+        for i, g in enumerate(groups):
+            for doc_id in g.positives:
+                if doc_id in docs:
+                    labels[i, docs[doc_id]] = float(g.grade(doc_id))
+            if teacher is not None:
+                own = self.teacher.get(g.query_id, {})
+                for doc_id in [*g.positives[:self.args.max_positives], *g.negatives]:
+                    if doc_id in docs and doc_id in own:
+                        teacher[i, docs[doc_id]] = own[doc_id]
+        return Batch([queries[g.query_id]["text"] for g in groups],
+                     [_passage(corpus[d]) for d in doc_ids], labels, teacher)
+
+
+def _passage(doc: dict[str, str]) -> str:
+    return f"{doc['title']} {doc['text']}".strip() if doc.get("title") else doc["text"]
+
+
+class RandomState:
+    """The CPU and CUDA RNG states at one point, to replay a forward pass identically (GradCache)."""
+
+    def __init__(self) -> None:
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+    @contextlib.contextmanager
+    def replay(self) -> Iterator[None]:
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+            torch.set_rng_state(self.cpu)
+            if self.cuda is not None:
+                torch.cuda.set_rng_state_all(self.cuda)
+            yield
+
+
+def scores_of(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """The score matrix [Q, D]: inner products of (normalised, when cosine) embeddings."""
+    return q.float() @ d.float().T
+
+
+def loss_step(model: BiEncoder, loss_fn: torch.nn.Module, batch: Batch, chunk: int = 0,
+              autocast: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
+    """Forward and backward for one batch; returns the loss (detached). ``chunk`` > 0: GradCache."""
+    autocast = autocast or contextlib.nullcontext()
+    q_features = model.tokenize(batch.queries, "query")
+    d_features = model.tokenize(batch.docs, "passage")
+    labels = batch.labels.to(model.device)
+    teacher = batch.teacher.to(model.device) if batch.teacher is not None else None
+    if chunk <= 0:
+        with autocast:
+            scores = scores_of(model(q_features), model(d_features))  # [Q, D]
+            loss = loss_fn(scores, labels, teacher)
+        loss.backward()
+        return loss.detach()
+
+    q_chunks, d_chunks = _split(q_features, chunk), _split(d_features, chunk)
+    # Step (1): embed every chunk without a graph, remembering each chunk's RNG state.
+    states, reps = [], []
+    with torch.no_grad(), autocast:
+        for features in [*q_chunks, *d_chunks]:
+            states.append(RandomState())
+            reps.append(model(features))
+    q_reps = torch.cat(reps[:len(q_chunks)]).float().requires_grad_()  # [Q, H]
+    d_reps = torch.cat(reps[len(q_chunks):]).float().requires_grad_()  # [D, H]
+    # Step (2): the loss on the full batch, back-propagated to the embeddings only.
+    with autocast:
+        loss = loss_fn(scores_of(q_reps, d_reps), labels, teacher)
+    loss.backward()
+    grads = [*_split_tensor(q_reps.grad, chunk), *_split_tensor(d_reps.grad, chunk)]
+    # Step (3): re-embed each chunk with a graph (same dropout) and push its cached gradient through.
+    for features, state, grad in zip([*q_chunks, *d_chunks], states, grads):
+        with state.replay(), autocast:
+            rep = model(features)
+        rep.float().backward(grad)
+    return loss.detach()
+
+
+def _split(features: dict[str, torch.Tensor], chunk: int) -> list[dict[str, torch.Tensor]]:
+    n = next(iter(features.values())).shape[0]
+    return [{k: v[i:i + chunk] for k, v in features.items()} for i in range(0, n, chunk)]
+
+
+def _split_tensor(t: torch.Tensor, chunk: int) -> list[torch.Tensor]:
+    return list(t.split(chunk))
+
+
+class Trainer:
+    """Runs :class:`TrainArgs` to a checkpoint folder, resuming where a stopped run left off."""
+
+    def __init__(self, args: TrainArgs) -> None:
+        self.args = args
+        seed_everything(args.seed)
+        root = Path(args.dataset)
+        self.corpus = read_corpus(root / "corpus.jsonl")
+        self.queries = read_queries(root / "queries.jsonl")
+        groups = read_train_groups(root / "train.jsonl")
+        self.loss_fn = get_loss(args.loss, **args.loss_params)
+        teacher = None
+        if getattr(self.loss_fn, "needs_teacher", False):
+            if args.teacher is None:
+                raise ConfigError(f"loss {args.loss!r} needs teacher scores (--teacher)", key="teacher")
+            teacher = load_teacher(Path(args.teacher))
+            groups = [g for g in groups if g.query_id in teacher]
+        groups = self._checked(groups, root)
+        if args.max_groups:
+            groups = groups[:args.max_groups]
+        self.batches = BatchBuilder(groups, args, teacher)
+        self.model = load_model(args.model, args.model_settings)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self.model.train()
+        epoch_steps = self.batches.steps_per_epoch * args.epochs
+        self.total_steps = min(args.max_steps, epoch_steps) if args.max_steps else epoch_steps
+        decay = [p for n, p in self.model.named_parameters() if not any(s in n for s in ("bias", "LayerNorm"))]
+        no_decay = [p for n, p in self.model.named_parameters() if any(s in n for s in ("bias", "LayerNorm"))]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, args.warmup_steps, self.total_steps)
+        self.step = 0
+        self.log: list[dict[str, Any]] = []
+        self.stop_requested = False
+
+    def _checked(self, groups: list[TrainGroup], root: Path) -> list[TrainGroup]:
+        path = root / "train.jsonl"
+        for lineno, g in enumerate(groups, start=1):
+            if g.query_id not in self.queries:
+                raise DataError(f"query id {g.query_id!r} has no text in queries.jsonl", path, lineno, "query_id")
+            for name, ids in (("positives", g.positives), ("negatives", g.negatives)):
+                missing = next((d for d in ids if d not in self.corpus), None)
+                if missing is not None:
+                    raise DataError(f"document id {missing!r} is not in corpus.jsonl", path, lineno, name)
+        return groups
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _resume_file(self) -> Path | None:
+        return Path(self.args.resume_dir) / RESUME_FILE if self.args.resume_dir else None
+
+    def save_resume(self) -> None:
+        path = self._resume_file()
+        if path is None:
+            return
+        state = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": RandomState().__dict__, "log": self.log,
+                 "args": self.args.to_dict()}
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    def try_resume(self) -> None:
+        path = self._resume_file()
+        if path is None or not path.exists():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["args"] != self.args.to_dict():
+            raise ConfigError(f"{path} was written by a run with other arguments; delete it to start over",
+                              key="resume_dir")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["cpu"].cpu())
+        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.step, self.log = state["step"], state["log"]
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+
+    # -- the loop -------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        args = self.args
+        self.try_resume()
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.bf16 and self.device.type == "cuda"
+                    else contextlib.nullcontext())
+        start, examples = time.perf_counter(), 0
+        try:
+            while self.step < self.total_steps:
+                batch = self.batches.build(self.step, self.queries, self.corpus)
+                t0 = time.perf_counter()
+                try:
+                    loss = loss_step(self.model, self.loss_fn, batch, args.grad_cache_chunk, autocast)
+                except torch.OutOfMemoryError as exc:
+                    raise TrainingError(
+                        f"out of memory at step {self.step + 1} with batch_size={args.batch_size}, "
+                        f"hard_negatives={args.hard_negatives}, max lengths {self.model.settings.max_query_length}/"
+                        f"{self.model.settings.max_passage_length}: lower batch_size or a max length, or set "
+                        f"grad_cache_chunk (now {args.grad_cache_chunk}) to a small chunk") from exc
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise TrainingError(f"loss {args.loss!r} is {value} at step {self.step + 1}; "
+                                        f"lower the learning rate ({args.learning_rate}) or check the loss parameters")
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                examples += len(batch.queries)
+                self.log.append({"step": self.step, "epoch": (self.step - 1) // self.batches.steps_per_epoch,
+                                 "loss": round(value, 6), "lr": self.scheduler.get_last_lr()[0],
+                                 "examples_per_s": round(len(batch.queries) / (time.perf_counter() - t0), 3)})
+                if self.stop_requested:
+                    self.save_resume()
+                    raise TrainingError(f"stopped by SIGTERM at step {self.step}; the rerun resumes from "
+                                        f"{self._resume_file()}")
+                if args.checkpoint_every and self.step % args.checkpoint_every == 0:
+                    self.save_resume()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        wall = time.perf_counter() - start
+        return {"steps": self.step, "examples": examples, "wall_time_s": round(wall, 3),
+                "examples_per_s": round(examples / wall, 3) if wall > 0 else None,
+                "final_loss": self.log[-1]["loss"] if self.log else None}
+
+    def save(self, summary: dict[str, Any]) -> None:
+        """Write the checkpoint folder atomically (built beside ``out``, then renamed)."""
+        out = Path(self.args.out)
+        tmp = out.with_name(f".{out.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        loss_config = {"name": self.args.loss, "params": self.loss_fn.get_config_dict()}
+        self.model.save(tmp, extra={"loss": loss_config, "train_args": self.args.to_dict()})
+        write_jsonl(tmp / "train_log.jsonl", self.log)
+        write_json(tmp / "train_summary.json", {
+            **summary, "loss": loss_config, "seed": self.args.seed,
+            **provenance.record(summary["wall_time_s"]),
+        })
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        if self._resume_file() is not None:
+            shutil.rmtree(self.args.resume_dir, ignore_errors=True)
+
+
+def train(args: TrainArgs) -> Path:
+    """Train and save; returns the checkpoint folder."""
+    trainer = Trainer(args)
+    summary = trainer.train()
+    trainer.save(summary)
+    return Path(args.out)

@@ -1,0 +1,109 @@
+"""Encode each corpus once per model (sharded), then search every eval set that shares it."""
+
+
+def model_of(w):
+    """The model a run encodes with: the base model for zero-shot, else the trained checkpoint."""
+    if w.train == ZERO_SHOT:
+        return base_model(w.model)
+    return GRID.checkpoint(w.model, w.train, w.loss, w.seed)
+
+
+def model_input(w):
+    return [] if w.train == ZERO_SHOT else [model_of(w)]
+
+
+def settings_of(w):
+    """Encoder settings come from the config for a base model; a checkpoint carries its own."""
+    return arg(model_settings(w.model)) if w.train == ZERO_SHOT else arg({})
+
+
+def run_info(w):
+    train_cfg = None if w.train == ZERO_SHOT else dict(GRID.train_sets[w.train])
+    if train_cfg is not None and GRID.needs_teacher(w.loss):
+        train_cfg["teacher"] = config["teacher"]
+    loss = GRID.losses.get(w.loss)
+    return arg(
+        {
+            "run": {
+                "model": w.model,
+                "train": w.train,
+                "loss": w.loss,
+                "seed": int(w.seed),
+                "eval": w.eval,
+                "split": GRID.eval_sets[w.eval]["split"],
+            },
+            "checkpoint": None if w.train == ZERO_SHOT else model_of(w).removeprefix(f"{R}/"),
+            "config": {
+                "model": config["models"][w.model],
+                "dataset": GRID.datasets[w.eval],
+                "train": train_cfg,
+                "loss": None if loss is None else {"name": loss.name, "params": loss.params},
+            },
+        }
+    )
+
+
+rule encode:
+    input:
+        meta=f"{R}/data/{{corpus}}/meta.json",
+        model=model_input,
+    output:
+        shard=f"{R}/embeddings/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{GRID.shards:03d}.npy",
+    params:
+        model=model_of,
+        settings=settings_of,
+        folder=lambda w: GRID.data(w.corpus),
+        out=lambda w, output: os.path.dirname(output.shard),
+        shard=lambda w: int(w.shard),
+        batch_size=config["encode"]["batch_size"],
+        dtype=config["encode"]["dtype"],
+    threads: res("encode", "threads")
+    resources:
+        mem_mb=res("encode", "mem_mb"),
+        runtime=res("encode", "runtime"),
+        gpu=res("encode", "gpu"),
+    log:
+        f"{R}/logs/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}.tsv"
+    shell:
+        "harness encode --model {params.model} --settings {params.settings} --dataset {params.folder}"
+        " --shard {params.shard} --num-shards {GRID.shards} --batch-size {params.batch_size}"
+        " --dtype {params.dtype} --threads {threads} --out {params.out} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        meta=f"{R}/data/{{eval}}/meta.json",
+        shards=lambda w: GRID.shard_files(w.model, w.train, w.loss, w.seed, GRID.corpus_of(w.eval)),
+        model=model_input,
+    output:
+        metrics=f"{R}/runs/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}/metrics.json",
+        per_query=f"{R}/runs/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}/per_query.jsonl",
+        run=f"{R}/runs/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}/run.trec",
+    params:
+        model=model_of,
+        settings=settings_of,
+        folder=lambda w: GRID.data(w.eval),
+        corpus=lambda w: GRID.data(GRID.corpus_of(w.eval)),
+        embeddings=lambda w, input: os.path.dirname(input.shards[0]),
+        split=lambda w: GRID.eval_sets[w.eval]["split"],
+        family=lambda w: GRID.datasets[w.eval]["family"],
+        metrics=lambda w: " ".join(GRID.datasets[w.eval]["metrics"]),
+        index=config["encode"]["index"],
+        info=run_info,
+        out=lambda w, output: os.path.dirname(output.metrics),
+    threads: res("evaluate", "threads")
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+        gpu=res("evaluate", "gpu"),
+    log:
+        f"{R}/logs/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.tsv"
+    shell:
+        "harness evaluate --model {params.model} --settings {params.settings} --dataset {params.folder}"
+        " --corpus {params.corpus} --embeddings {params.embeddings} --split {params.split}"
+        " --family {params.family} --metrics {params.metrics} --index {params.index}"
+        " --run-info {params.info} --threads {threads} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,41 @@
+"""(model, train set, loss, seed) -> a checkpoint folder."""
+
+
+def teacher_scores(w):
+    if not GRID.needs_teacher(w.loss):
+        return []
+    return [f"{R}/teacher/{w.train}/{GRID.teacher_name()}.jsonl"]
+
+
+rule train:
+    input:
+        meta=f"{R}/data/{{train}}/meta.json",
+        teacher=teacher_scores,
+    output:
+        checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
+    wildcard_constraints:
+        train="|".join(GRID.train_sets),
+        loss="|".join(re.escape(k) for k in GRID.losses),
+    params:
+        model=lambda w: base_model(w.model),
+        settings=lambda w: arg(model_settings(w.model)),
+        loss=lambda w: GRID.losses[w.loss].name,
+        loss_params=lambda w: arg(GRID.losses[w.loss].params),
+        options=lambda w: arg(GRID.train_sets[w.train]),
+        folder=lambda w: GRID.data(w.train),
+        teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
+        resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
+    threads: res("train", "threads")
+    resources:
+        mem_mb=res("train", "mem_mb"),
+        runtime=res("train", "runtime"),
+        gpu=res("train", "gpu"),
+    log:
+        f"{R}/logs/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
+    shell:
+        "harness train --model {params.model} --settings {params.settings} --dataset {params.folder}"
+        " --loss {params.loss} --loss-params {params.loss_params} --seed {wildcards.seed}"
+        " --options {params.options} {params.teacher} --resume-dir {params.resume}"
+        " --threads {threads} --out {output.checkpoint} > {log} 2>&1"
