@@ -1,0 +1,292 @@
+"""Dense retrieval in three file-separated steps: encode → search → TREC run (after Tevatron).
+
+1. :func:`encode_corpus_shard` encodes one contiguous shard of the corpus (in its file order)
+   and writes ``shard-SSS-of-NNN.npy`` (float16 by default) and ``shard-SSS-of-NNN.ids.json``,
+   so shards run as parallel jobs; :func:`load_corpus_embeddings` gathers them (memory-mapped).
+2. :class:`FlatIPSearcher` finds the top k passages per query by inner product,
+   s(q, d) = ⟨e(q), e(d)⟩ (the cosine when the encoder normalises), exactly with faiss'
+   ``IndexFlatIP`` by default, in float32, on the GPU when faiss sees one.
+3. :func:`write_trec_run` writes ``qid Q0 docid rank score tag`` lines.
+
+Reproducibility:
+
+- A passage's embedding depends on the passages that share its batch (the batch pads to its
+  longest member, and the float sums in attention and matrix products are blocked by shape). So
+  the corpus is cut into fixed blocks of ``block`` passages in file order; each block is encoded
+  on its own (length-bucketed inside the block), and shards are whole blocks. A sharded encode
+  and an unsharded one therefore run the very same batches and give bit-identical embeddings,
+  as long as ``block`` and ``batch_size`` are the same.
+- Ties: among equal scores faiss keeps the lowest corpus indices at the k-th place but lists them
+  in descending index order; every result row is re-sorted stably by (−score, corpus index), so
+  tied passages appear in corpus file order. (trec_eval itself ignores the rank column and
+  orders ties by descending docid.)
+- Exact (``Flat``) search is deterministic with any number of threads. faiss does not promise a
+  bit-identical HNSW graph when it is built with several threads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm.auto import tqdm
+
+from harness.errors import ConfigError, DataError
+from harness.io import atomic_path, read_json, write_json
+
+ENCODE_BLOCK = 4096  # passages per encoding block; shard boundaries fall on block boundaries
+DTYPES = {"float16": np.float16, "float32": np.float32}
+_SHARD_NAME = re.compile(r"shard-(\d{3,})-of-(\d{3,})\.npy")
+
+
+def passage_text(doc: dict[str, str]) -> str:
+    """The text a passage is encoded from: ``title + " " + text``, stripped (BEIR's convention).
+
+    An empty or missing title leaves just the stripped text.
+    """
+    return (doc.get("title", "") + " " + doc["text"]).strip()
+
+
+def shard_bounds(n_docs: int, shard: int, num_shards: int, block: int = ENCODE_BLOCK) -> tuple[int, int]:
+    """The ``[start, end)`` range of passages that shard ``shard`` of ``num_shards`` encodes.
+
+    The ⌈n_docs / block⌉ blocks are split contiguously, shard s taking blocks
+    [⌊s·B/N⌋, ⌊(s+1)·B/N⌋); a shard is empty when there are fewer blocks than shards.
+    """
+    if num_shards < 1:
+        raise ConfigError(f"the number of shards must be at least 1, got {num_shards}", key="num_shards")
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"shard must be in [0, {num_shards}), got {shard}", key="shard")
+    if block < 1:
+        raise ConfigError(f"the encoding block must be at least 1, got {block}", key="block")
+    n_blocks = math.ceil(n_docs / block)
+    first, last = shard * n_blocks // num_shards, (shard + 1) * n_blocks // num_shards
+    return min(n_docs, first * block), min(n_docs, last * block)
+
+
+def shard_path(out_dir: Path, shard: int, num_shards: int) -> Path:
+    """``out_dir/shard-SSS-of-NNN.npy``; its ids are in the same name with ``.ids.json``."""
+    return Path(out_dir) / f"shard-{shard:03d}-of-{num_shards:03d}.npy"
+
+
+def _ids_path(npy: Path) -> Path:
+    return npy.with_suffix(".ids.json")
+
+
+def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]], out_dir: Path, shard: int = 0,
+                        num_shards: int = 1, batch_size: int = 64, dtype: str = "float16",
+                        progress: bool = True, block: int = ENCODE_BLOCK) -> None:
+    """Encode shard ``shard`` of ``corpus`` (dict order = file order) with ``model.encode``.
+
+    Writes the embeddings ``[n, H]`` as ``.npy`` in ``dtype`` and, beside them, the passage ids
+    with the shard's place in the corpus and the block and batch size (so gathering can check
+    that all shards belong together). The ids file is written first and the ``.npy`` last, each
+    atomically.
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"embedding dtype must be one of {sorted(DTYPES)}, got {dtype!r}", key="dtype")
+    ids = list(corpus)
+    start, end = shard_bounds(len(ids), shard, num_shards, block)
+    emb = np.empty((end - start, model.dim), dtype=DTYPES[dtype])  # [n, H]
+    with tqdm(total=end - start, desc=f"encode shard {shard}/{num_shards}", unit="passage",
+              disable=not progress) as bar:
+        for lo in range(start, end, block):
+            hi = min(lo + block, end)
+            texts = [passage_text(corpus[i]) for i in ids[lo:hi]]
+            emb[lo - start:hi - start] = model.encode(texts, "passage", batch_size=batch_size)
+            bar.update(hi - lo)
+    npy = shard_path(out_dir, shard, num_shards)
+    write_json(_ids_path(npy), {"ids": ids[start:end], "start": start, "n_docs": len(ids),
+                                "block": block, "batch_size": batch_size})
+    with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, emb)
+
+
+def load_corpus_embeddings(out_dir: Path) -> tuple[list[str], np.ndarray]:
+    """Gather every shard in ``out_dir`` in order: (passage ids, embeddings ``[N, H]``).
+
+    Shards are memory-mapped; a single shard is returned as its memory map. Raises
+    :class:`DataError` for a missing shard, shards from different runs, or ids and rows that
+    do not match.
+    """
+    out_dir = Path(out_dir)
+    found = sorted(p for p in out_dir.glob("shard-*-of-*.npy") if _SHARD_NAME.fullmatch(p.name))
+    if not found:
+        raise DataError("no embedding shards (shard-SSS-of-NNN.npy)", out_dir)
+    counts = {int(_SHARD_NAME.fullmatch(p.name).group(2)) for p in found}
+    if len(counts) > 1:
+        raise DataError(f"shards of different splits ({sorted(counts)} shards) in one folder", out_dir)
+    num_shards = counts.pop()
+    ids: list[str] = []
+    arrays: list[np.ndarray] = []
+    first_meta: dict[str, Any] = {}
+    for shard in range(num_shards):
+        npy = shard_path(out_dir, shard, num_shards)
+        if not npy.exists():
+            raise DataError(f"missing embedding shard {shard} of {num_shards}", npy)
+        meta = read_json(_ids_path(npy))
+        emb = np.load(npy, mmap_mode="r")
+        first_meta = first_meta or meta
+        for key in ("n_docs", "block", "batch_size"):
+            if meta.get(key) != first_meta.get(key):
+                raise DataError(f"{key} is {meta.get(key)} here but {first_meta.get(key)} in shard 0",
+                                _ids_path(npy), field=key)
+        if meta.get("start") != len(ids):
+            raise DataError(f"shard starts at passage {meta.get('start')}, expected {len(ids)}",
+                            _ids_path(npy), field="start")
+        if emb.ndim != 2 or emb.shape[0] != len(meta["ids"]):
+            raise DataError(f"{emb.shape} embeddings for {len(meta['ids'])} ids", npy)
+        if arrays and emb.shape[1] != arrays[0].shape[1]:
+            raise DataError(f"dimension {emb.shape[1]}, shard 0 has {arrays[0].shape[1]}", npy)
+        ids.extend(meta["ids"])
+        arrays.append(emb)
+    if len(ids) != first_meta["n_docs"]:
+        raise DataError(f"the shards hold {len(ids)} passages, the corpus has {first_meta['n_docs']}", out_dir)
+    return ids, arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+class FlatIPSearcher:
+    """Top-k search by inner product over passage embeddings with a faiss index.
+
+    ``index`` is a faiss ``index_factory`` string built with ``METRIC_INNER_PRODUCT``: ``"Flat"``
+    (exact, the default), or an approximate one to save memory or time, e.g. ``"HNSW32"`` or
+    ``"IVF4096,Flat"`` (trained on the passages themselves). ``params`` sets search-time
+    parameters through ``faiss.ParameterSpace``, e.g. ``"efSearch=128"`` or ``"nprobe=64"``.
+    Vectors are added as float32 whatever their stored dtype. When faiss sees GPUs, Flat and IVF
+    indexes are moved there (float32, sharded across GPUs); HNSW stays on the CPU.
+    """
+
+    ADD_CHUNK = 65536  # rows converted to float32 at a time while adding
+
+    def __init__(self, doc_emb: np.ndarray, index: str = "Flat", params: str = "") -> None:
+        n, dim = doc_emb.shape
+        try:
+            self.index = faiss.index_factory(dim, index, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise ConfigError(f"faiss cannot build index {index!r}: {exc}", key="index") from None
+        if not self.index.is_trained:
+            step = max(1, n // 1_000_000)  # at most ~1M evenly spaced training vectors
+            try:
+                self.index.train(np.ascontiguousarray(doc_emb[::step], dtype=np.float32))
+            except RuntimeError as exc:
+                raise ConfigError(f"cannot train index {index!r} on {n} passages: {exc}", key="index") from None
+        for lo in range(0, n, self.ADD_CHUNK):
+            self.index.add(np.ascontiguousarray(doc_emb[lo:lo + self.ADD_CHUNK], dtype=np.float32))
+        on_gpu = faiss.get_num_gpus() > 0 and "HNSW" not in index
+        if on_gpu:
+            options = faiss.GpuMultipleClonerOptions()
+            options.useFloat16 = False
+            options.shard = True
+            self.index = faiss.index_cpu_to_all_gpus(self.index, options)
+        if params:
+            space = faiss.GpuParameterSpace() if on_gpu else faiss.ParameterSpace()
+            try:
+                space.set_index_parameters(self.index, params)
+            except RuntimeError as exc:
+                raise ConfigError(f"bad search parameters {params!r} for {index!r}: {exc}", key="params") from None
+        self.n_docs = n
+
+    def search(self, query_emb: np.ndarray, k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``[Q, k]`` (float32, descending) and corpus indices ``[Q, k]`` (int64).
+
+        Rows are ordered by (−score, index). Where fewer than k passages exist (or an approximate
+        index finds fewer), the tail holds index −1 and score −inf.
+        """
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}", key="k")
+        n_q = query_emb.shape[0]
+        scores = np.empty((n_q, k), dtype=np.float32)
+        indices = np.empty((n_q, k), dtype=np.int64)
+        for lo in range(0, n_q, batch_size):
+            q = np.ascontiguousarray(query_emb[lo:lo + batch_size], dtype=np.float32)  # [b, H]
+            s, i = self.index.search(q, k)  # [b, k], [b, k]
+            s[i < 0] = -np.inf
+            order = np.lexsort((i, -s), axis=-1)  # stable: by −score, then index
+            scores[lo:lo + len(q)] = np.take_along_axis(s, order, axis=-1)
+            indices[lo:lo + len(q)] = np.take_along_axis(i, order, axis=-1)
+        return scores, indices
+
+
+def pair_scores(query_emb: np.ndarray, doc_emb: np.ndarray, pairs_q: np.ndarray, pairs_d: np.ndarray,
+                chunk: int = 65536) -> np.ndarray:
+    """s(q_j, d_j) = ⟨query_emb[pairs_q[j]], doc_emb[pairs_d[j]]⟩ in float32, for every pair j."""
+    if len(pairs_q) != len(pairs_d):
+        raise ValueError(f"{len(pairs_q)} query indices but {len(pairs_d)} passage indices")
+    out = np.empty(len(pairs_q), dtype=np.float32)
+    for lo in range(0, len(pairs_q), chunk):
+        q = np.asarray(query_emb[pairs_q[lo:lo + chunk]], dtype=np.float32)  # [c, H]
+        d = np.asarray(doc_emb[pairs_d[lo:lo + chunk]], dtype=np.float32)  # [c, H]
+        out[lo:lo + chunk] = np.einsum("ij,ij->i", q, d)
+    return out
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def _check_ids(ids: Iterable[str], what: str) -> None:
+    for name in ids:
+        if not _TOKEN.fullmatch(name):
+            raise DataError(f"{what} id {name!r} is empty or contains whitespace; a TREC run cannot hold it")
+
+
+def write_trec_run(path: str | Path, query_ids: Sequence[str], doc_ids: Sequence[str], indices: np.ndarray,
+                   scores: np.ndarray, tag: str) -> None:
+    """Write ``qid Q0 docid rank score tag`` lines, atomically; entries with index −1 are skipped.
+
+    Ranks count from 1 in row order; scores are float32's shortest round-tripping decimal.
+    """
+    if len(query_ids) != len(indices) or indices.shape != scores.shape:
+        raise ValueError(f"{len(query_ids)} queries, indices {indices.shape}, scores {scores.shape}")
+    _check_ids([tag], "run tag")
+    _check_ids(query_ids, "query")
+    _check_ids((doc_ids[d] for d in np.unique(indices[indices >= 0])), "document")
+    score_text = np.asarray(scores, dtype=np.float32).astype(str)  # [Q, k]
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for qid, row, text in zip(query_ids, indices, score_text):
+            keep = row >= 0
+            fh.writelines(f"{qid} Q0 {doc_ids[d]} {rank} {s} {tag}\n"
+                          for rank, (d, s) in enumerate(zip(row[keep], text[keep]), start=1))
+
+
+def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
+    """Read a TREC run into ``{qid: {docid: score}}``.
+
+    Raises :class:`DataError` naming the file, line and field for a line without six columns,
+    a non-integer rank, a non-finite or non-numeric score, or a repeated (qid, docid).
+    """
+    path = Path(path)
+    run: dict[str, dict[str, float]] = {}
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                cols = raw.decode("utf-8").split()
+            except UnicodeDecodeError as exc:
+                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
+            if not cols:
+                continue
+            if len(cols) != 6:
+                raise DataError(f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}", path, lineno)
+            qid, _, docid, rank, score, _ = cols
+            try:
+                int(rank)
+            except ValueError:
+                raise DataError(f"rank {rank!r} is not an integer", path, lineno, "rank") from None
+            try:
+                value = float(score)
+            except ValueError:
+                raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
+            if not math.isfinite(value):
+                raise DataError(f"score {score!r} is not finite", path, lineno, "score")
+            if docid in run.setdefault(qid, {}):
+                raise DataError(f"document {docid!r} appears twice for query {qid!r}", path, lineno, "docid")
+            run[qid][docid] = value
+    return run
