@@ -1,0 +1,98 @@
+"""Config validation (schema + semantic checks) and the grid's paths."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from harness.errors import ConfigError
+from harness.grid import Grid, check, load_yaml, loss_key
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "config" / "config.schema.yaml")
+
+
+@pytest.fixture
+def config() -> dict:
+    cfg = load_yaml(REPO / "config" / "config.yaml")
+    validate(cfg, SCHEMA, set_default=True)
+    return cfg
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml"])
+def test_shipped_configs_validate(path: str) -> None:
+    if not (REPO / path).exists():
+        pytest.skip(f"{path} not present")
+    cfg = load_yaml(REPO / path)
+    validate(cfg, SCHEMA, set_default=True)
+    check(cfg)
+
+
+def test_defaults_are_filled_in(config: dict) -> None:
+    assert config["compare"] == {"test": "randomization", "permutations": 10000, "resamples": 10000,
+                                 "alpha": 0.05, "seed": 0}
+    assert config["train_sets"]["synthetic"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda c: c.update(unknown_key=1), "unknown_key"),
+    (lambda c: c["train_sets"]["synthetic"].update(batch_size="big"), "batch_size"),
+    (lambda c: c["models"]["minilm"]["settings"].update(pooling="max"), "pooling"),
+])
+def test_schema_names_the_offending_key(config: dict, mutate, fragment: str) -> None:
+    bad = copy.deepcopy(config)
+    mutate(bad)
+    with pytest.raises(WorkflowError, match=fragment):
+        validate(bad, SCHEMA, set_default=True)
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["losses"].update(softmax_v2={}), "losses.softmax_v2"),
+    (lambda c: c["losses"].update(mw={"temprature": 0.1}), "losses.mw"),
+    (lambda c: c["eval_sets"].update(nosuch={"split": "test"}), "eval_sets.nosuch"),
+    (lambda c: c.update(baseline="nosuch"), "baseline"),
+    (lambda c: c["datasets"]["synthetic"].update(metrics=["ndcg@ten"]), "ndcg@ten"),
+])
+def test_semantic_errors_name_the_key(config: dict, mutate, key: str) -> None:
+    bad = copy.deepcopy(config)
+    mutate(bad)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check(bad)
+
+
+def test_yaml_is_read_safely(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("models: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="evil.yaml"):
+        load_yaml(evil)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("models:\n  a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml.*line"):
+        load_yaml(broken)
+
+
+def test_loss_keys_carry_their_parameters(config: dict) -> None:
+    assert loss_key("mw", {}) == "mw"
+    assert loss_key("mw", {"temperature": 0.05, "pairs": True}) == "mw.pairs=true,temperature=0.05"
+    config["losses"]["mw-pairs"] = {"loss": "mw", "pairs": True}
+    grid = Grid(config)
+    assert grid.losses["mw-pairs.pairs=true"].name == "mw"
+    assert grid.losses["mw-pairs.pairs=true"].params == {"pairs": True}
+
+
+def test_grid_paths(config: dict) -> None:
+    config["seeds"] = [1, 2]
+    grid = Grid(config)
+    runs = grid.all_runs()
+    assert len(runs) == 1 + 8 * 2  # zero-shot + losses x seeds, one model, one train and one eval set
+    assert "results/runs/minilm/zero-shot/zero-shot/seed0/synthetic" in runs
+    rows = grid.rows("minilm", "synthetic", "synthetic")
+    assert list(rows)[0] == "zero-shot" and rows["mw"] == ["results/runs/minilm/synthetic/mw/seed1/synthetic",
+                                                          "results/runs/minilm/synthetic/mw/seed2/synthetic"]
+    assert grid.all_compares() == ["results/compare/minilm/synthetic/synthetic.json"]
+    assert grid.needs_teacher("listwise_kd") and not grid.needs_teacher("infonce")
