@@ -150,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", type=int, default=0)
     s.add_argument("--num-shards", type=int, default=1)
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    s.add_argument("--dtype", choices=["float16", "float32"], default="float32")
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_encode)
 
