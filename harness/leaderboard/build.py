@@ -1,0 +1,223 @@
+"""Build the static leaderboard site from a results tree.
+
+``build_site(results, out)`` reads ``compare/`` and ``runs/`` (see :mod:`.collect`), renders the
+Jinja2 templates (autoescape on) and writes::
+
+    index.html                 one table per (model, train set) and metric (see :mod:`.tables`)
+    datasets/<slug>.html       every metric of every row, the significance table, CI plots
+    runs/<slug>.html           config, reproduce command, provenance, training curve, score histogram
+    runs/<slug>.run.trec.gz    the run file, gzipped;  runs/<slug>.metrics.json  its metrics
+    runs.html, losses.html     every run; every loss of ``harness.losses.REGISTRY``
+    leaderboard.json/.csv/.tex every number on the site; the main tables in LaTeX
+    static/                    stylesheet, script, icon: no network is needed to view the site
+
+Every link is relative, so the site works from ``file://`` and from any static server. The site
+is built in a temporary folder next to ``out`` and renamed onto it, so a failed build leaves the
+previous site (or none) rather than half of a new one.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import inspect
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.io import write_json
+from harness.leaderboard import plots
+from harness.leaderboard.collect import CompareFile, Results, Run, read_results
+from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
+                                        metric_names)
+
+HERE = Path(__file__).parent
+STATIC = ["style.css", "site.js", "favicon.svg"]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe, collision-free name: the readable characters of ``text`` plus a short hash."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60]
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def dataset_page(cf: CompareFile) -> str:
+    return f"datasets/{slug(f'{cf.model}/{cf.train}/{cf.eval}')}.html"
+
+
+def run_stem(run_path: str) -> str:
+    return f"runs/{slug(run_path.removeprefix('runs/'))}"
+
+
+def loss_anchor(name: str) -> str:
+    """The id of a loss's section on the losses page: ``loss-<name>`` for a plain identifier."""
+    return f"loss-{name}" if re.fullmatch(r"[A-Za-z0-9_.-]+", name) else f"loss-{slug(name)}"
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; an en dash for a missing one."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_p(p: float | None) -> str:
+    """A p-value: three decimals, or scientific notation below 0.001."""
+    if p is None:
+        return "–"
+    return f"{p:.1e}" if 0 < p < 1e-3 else f"{p:.3f}"
+
+
+def fmt_quantity(value: float | None, unit: str = "") -> str:
+    """A measured quantity with thousands separators and at most one decimal."""
+    if value is None:
+        return "–"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 1 else f"{value:.3g}"
+    return f"{text} {unit}".rstrip()
+
+
+def latex_escape(text: Any) -> str:
+    """Escape LaTeX's special characters in ``text``."""
+    specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                "<": r"\textless{}", ">": r"\textgreater{}"}
+    return "".join(specials.get(ch, ch) for ch in str(text))
+
+
+def _environment(latex: bool = False) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=not latex,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(fmt=fmt, fmt_p=fmt_p, quantity=fmt_quantity, slug=slug, tex=latex_escape,
+                       pretty=lambda obj: json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
+    env.globals.update(dataset_page=dataset_page, run_stem=run_stem, loss_anchor=loss_anchor,
+                       MAIN=MAIN, plots=plots, best_labels=best_labels)
+    return env
+
+
+def load_registry() -> tuple[dict[str, type], str | None]:
+    """``harness.losses.REGISTRY`` and ``None``, or an empty registry and why it could not be imported."""
+    try:
+        from harness.losses import REGISTRY
+    except ImportError as exc:
+        return {}, f"{type(exc).__name__}: {exc}"
+    return dict(REGISTRY), None
+
+
+def _loss_entries(registry: dict[str, type]) -> list[dict[str, Any]]:
+    return [{"name": name, "doc": inspect.cleandoc(cls.__doc__ or ""), "paper": getattr(cls, "paper", None),
+             "citation": getattr(cls, "citation", None), "needs_teacher": bool(getattr(cls, "needs_teacher", False)),
+             "defaults": cls.defaults()} for name, cls in registry.items()]
+
+
+def _run_plots(run: Run) -> dict[str, Any]:
+    log = [(float(e["step"]), float(e["loss"])) for e in run.train_log if "step" in e and e.get("loss") is not None]
+    histogram = run.record.get("histogram") or {}
+    edges = histogram.get("edges") or []
+    hist = None
+    if len(edges) >= 2:
+        hist = plots.histogram_plot(edges, {
+            "positives": ("pos", histogram.get("positives") or [0] * (len(edges) - 1)),
+            "negatives": ("neg", histogram.get("negatives") or [0] * (len(edges) - 1))})
+    curve = plots.line_plot([s for s, _ in log], [v for _, v in log], "step", "training loss") if log else None
+    return {"curve": curve, "histogram": hist}
+
+
+def _dataset_plots(cf: CompareFile) -> list[plots.IntervalPlot]:
+    out = []
+    for metric in [cf.main_metric] + [m for m in cf.all_metrics if m != cf.main_metric]:
+        rows = [(r.label, r.kind, r.metrics[metric].mean, r.metrics[metric].ci_low, r.metrics[metric].ci_high)
+                for r in cf.rows if metric in r.metrics]
+        if rows:
+            out.append(plots.interval_plot(metric, rows))
+    return out
+
+
+def _write_run_files(run: Run, results: Path, site: Path) -> dict[str, str | None]:
+    stem = run_stem(run.path)
+    trec = results / run.path / "run.trec"
+    links: dict[str, str | None] = {"metrics": f"{stem}.metrics.json", "trec": None}
+    write_json(site / f"{stem}.metrics.json", run.record)
+    if trec.is_file():
+        with open(trec, "rb") as src, open(site / f"{stem}.run.trec.gz", "wb") as raw:
+            with gzip.GzipFile(filename="run.trec", mode="wb", fileobj=raw, mtime=0) as dst:
+                shutil.copyfileobj(src, dst)
+        links["trec"] = f"{stem}.run.trec.gz"
+    return links
+
+
+def _csv_text(all_boards: list[Board]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(all_boards))
+    return buffer.getvalue()
+
+
+def _render_into(results: Path, site: Path, title: str) -> Path:
+    data: Results = read_results(results)
+    all_boards = boards(data)
+    registry, registry_error = load_registry()
+    env, tex = _environment(), _environment(latex=True)
+    run_compares: dict[str, list[CompareFile]] = {}
+    for cf in data.compares:
+        for row in cf.rows:
+            for run_path in row.runs:
+                run_compares.setdefault(run_path.rstrip("/"), []).append(cf)
+    common = {"title": title}
+
+    def page(name: str, template: str, **context: Any) -> None:
+        root = "../" * name.count("/")
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(env.get_template(template).render(root=root, page=name, **common, **context),
+                                 encoding="utf-8")
+
+    (site / "static").mkdir(parents=True)
+    for name in STATIC:
+        shutil.copyfile(HERE / "static" / name, site / "static" / name)
+    page("index.html", "index.html.j2", boards=all_boards, metrics=metric_names(data.compares),
+         registry=registry)
+    for cf in data.compares:
+        page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
+             registry=registry)
+    for run in data.runs.values():
+        links = _write_run_files(run, results, site)
+        page(f"{run_stem(run.path)}.html", "run.html.j2", run=run, links=links, charts=_run_plots(run),
+             compares=run_compares.get(run.path, []), registry=registry)
+    page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
+    page("losses.html", "losses.html.j2", losses=_loss_entries(registry), registry_error=registry_error)
+    write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title))
+    (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
+    (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
+                                          encoding="utf-8")
+    return site / "index.html"
+
+
+def build_site(results: Path, out: Path, *, title: str = "lossboard") -> Path:
+    """Build the site for ``results`` into ``out`` (replaced whole) and return ``out/index.html``."""
+    results, out = Path(results), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = tmp.with_suffix(".old")
+    try:
+        _render_into(results, tmp, title)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return out / "index.html"

@@ -1,0 +1,241 @@
+"""Read the results tree (``compare/`` and ``runs/``) into plain records for the site.
+
+Only files that the evaluate and compare stages wrote are read:
+``compare/<model>/<train>/<eval>.json``, ``runs/**/metrics.json`` (with ``run.trec`` beside it)
+and, for a trained run, ``<checkpoint>/train_log.jsonl``. A missing or malformed field raises
+:class:`~harness.errors.DataError` naming the file and the field.
+
+Strings that embed the absolute path of the folder holding ``results/`` (commands, config paths)
+are rewritten relative to that folder, as the workflow runs them from there, so the site never
+shows a path of the machine that built it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from harness.errors import DataError
+from harness.io import iter_jsonl, read_json
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A row's aggregate of one metric over seeds (``std`` has ddof=1; CI: 95 % bootstrap)."""
+
+    mean: float
+    std: float
+    per_seed: list[float]
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One loss against the baseline on one metric: paired test, Holm-corrected p, CI of the difference."""
+
+    loss: str
+    mean_diff: float
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float
+    p_corrected: float
+    significant: bool
+    direction: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """A leaderboard row: one loss label (or the zero-shot model) aggregated over its seeds."""
+
+    label: str
+    kind: str
+    loss_name: str | None
+    params: dict[str, Any]
+    seeds: list[int]
+    runs: list[str]
+    metrics: dict[str, Stat]
+
+
+@dataclass(frozen=True)
+class CompareFile:
+    """The content of one ``compare/<model>/<train>/<eval>.json``."""
+
+    path: str
+    model: str
+    train: str
+    eval: str
+    split: str
+    main_metric: str
+    metrics: list[str]
+    aggregate_only: list[str]
+    baseline: str
+    test: dict[str, Any]
+    bootstrap: dict[str, Any]
+    correction: dict[str, Any]
+    rows: list[Row]
+    comparisons: dict[str, dict[str, Comparison]]
+
+    @property
+    def all_metrics(self) -> list[str]:
+        """Tested metrics, then the aggregate-only ones."""
+        return self.metrics + [m for m in self.aggregate_only if m not in self.metrics]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluation folder: its ``metrics.json`` (paths made relative) and its training log."""
+
+    path: str
+    record: dict[str, Any]
+    train_log: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The grid key: model, train, loss, seed, eval, split."""
+        return self.record["run"]
+
+    @property
+    def teacher(self) -> dict[str, Any] | None:
+        """The teacher named in the training config, if the loss used one."""
+        train = ((self.record.get("provenance") or {}).get("config") or {}).get("train") or {}
+        teacher = train.get("teacher")
+        return teacher if isinstance(teacher, dict) else None
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything the site shows: comparison files in a stable order and every run by path."""
+
+    compares: list[CompareFile]
+    runs: dict[str, Run]
+
+
+def _field(obj: dict[str, Any], key: str, path: Path, where: str = "") -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise DataError("missing field", path, field=f"{where}{key}")
+    return obj[key]
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _relative(value: Any, root: str) -> Any:
+    """Rewrite ``<root>/x`` to ``x`` in every string of a JSON value (recursively)."""
+    if isinstance(value, str):
+        return value.replace(root + "/", "") if root else value
+    if isinstance(value, list):
+        return [_relative(v, root) for v in value]
+    if isinstance(value, dict):
+        return {k: _relative(v, root) for k, v in value.items()}
+    return value
+
+
+def _read_row(obj: dict[str, Any], path: Path, where: str) -> Row:
+    metrics = {}
+    for name, stat in _field(obj, "metrics", path, where).items():
+        at = f"{where}metrics.{name}."
+        metrics[name] = Stat(
+            mean=float(_field(stat, "mean", path, at)),
+            std=float(stat.get("std", 0.0)),
+            per_seed=[float(v) for v in stat.get("per_seed", [])],
+            ci_low=_optional_float(stat.get("ci_low")),
+            ci_high=_optional_float(stat.get("ci_high")),
+        )
+    return Row(
+        label=str(_field(obj, "loss", path, where)),
+        kind=str(_field(obj, "kind", path, where)),
+        loss_name=obj.get("loss_name"),
+        params=dict(obj.get("params") or {}),
+        seeds=[int(s) for s in obj.get("seeds", [])],
+        runs=[str(r) for r in _field(obj, "runs", path, where)],
+        metrics=metrics,
+    )
+
+
+def _read_comparison(obj: dict[str, Any], path: Path, where: str) -> Comparison:
+    return Comparison(
+        loss=str(_field(obj, "loss", path, where)),
+        mean_diff=float(_field(obj, "mean_diff", path, where)),
+        ci_low=_optional_float(obj.get("ci_low")),
+        ci_high=_optional_float(obj.get("ci_high")),
+        p_value=float(_field(obj, "p_value", path, where)),
+        p_corrected=float(_field(obj, "p_corrected", path, where)),
+        significant=bool(_field(obj, "significant", path, where)),
+        direction=str(obj.get("direction", "same")),
+    )
+
+
+def read_compare(path: Path, results: Path) -> CompareFile:
+    """Parse one comparison file; ``results`` is the root its run paths are relative to."""
+    obj = read_json(path)
+    rows = [_read_row(r, path, f"rows[{i}].") for i, r in enumerate(_field(obj, "rows", path))]
+    comparisons = {
+        metric: {c.loss: c for c in (_read_comparison(x, path, f"comparisons.{metric}[{i}].")
+                                     for i, x in enumerate(items))}
+        for metric, items in (obj.get("comparisons") or {}).items()
+    }
+    return CompareFile(
+        path=path.relative_to(results).as_posix(),
+        model=str(_field(obj, "model", path)),
+        train=str(_field(obj, "train", path)),
+        eval=str(_field(obj, "eval", path)),
+        split=str(obj.get("split", "")),
+        main_metric=str(_field(obj, "main_metric", path)),
+        metrics=[str(m) for m in _field(obj, "metrics", path)],
+        aggregate_only=[str(m) for m in obj.get("aggregate_only", [])],
+        baseline=str(_field(obj, "baseline", path)),
+        test=dict(obj.get("test") or {}),
+        bootstrap=dict(obj.get("bootstrap") or {}),
+        correction=dict(obj.get("correction") or {}),
+        rows=rows,
+        comparisons=comparisons,
+    )
+
+
+def _inside(results: Path, relative: str, source: Path, name: str) -> Path:
+    """Resolve a results-relative path from a file, refusing one that leaves the results folder."""
+    rel = PurePosixPath(relative)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise DataError(f"path must be relative to the results folder: {relative!r}", source, field=name)
+    return results.joinpath(*rel.parts)
+
+
+def read_run(folder: Path, results: Path) -> Run:
+    """Parse ``metrics.json`` of one evaluation folder and its checkpoint's ``train_log.jsonl``."""
+    path = folder / "metrics.json"
+    record = _relative(read_json(path), str(results.resolve().parent).rstrip("/"))
+    for key in ("model", "train", "loss", "seed", "eval"):
+        _field(_field(record, "run", path), key, path, "run.")
+    _field(record, "metrics", path)
+    log: list[dict[str, Any]] = []
+    checkpoint = record.get("checkpoint")
+    if checkpoint:
+        log_path = _inside(results, checkpoint, path, "checkpoint") / "train_log.jsonl"
+        if log_path.is_file():
+            log = [obj for _, obj in iter_jsonl(log_path)]
+    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log)
+
+
+def read_results(results: Path) -> Results:
+    """Read every comparison and run under ``results``; a run a comparison names must exist."""
+    results = Path(results)
+    if not results.is_dir():
+        raise DataError("results folder not found", results)
+    compares = sorted(
+        (read_compare(p, results) for p in (results / "compare").glob("*/*/*.json")),
+        key=lambda c: (c.model, c.train, c.eval),
+    )
+    runs = {}
+    for metrics in sorted((results / "runs").glob("**/metrics.json")):
+        run = read_run(metrics.parent, results)
+        runs[run.path] = run
+    for cf in compares:
+        for i, row in enumerate(cf.rows):
+            for run_path in row.runs:
+                if run_path.rstrip("/") not in runs:
+                    raise DataError(f"run folder {run_path!r} has no metrics.json",
+                                    results / cf.path, field=f"rows[{i}].runs")
+    return Results(compares=compares, runs=runs)

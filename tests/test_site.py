@@ -1,0 +1,366 @@
+"""The static leaderboard built from a fixture results tree: numbers, marks, escaping, links."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import html
+import importlib.util
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from harness.errors import DataError
+from harness.leaderboard.build import build_site, latex_escape
+from harness.leaderboard.plots import nice_ticks
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_fixture_module():
+    spec = importlib.util.spec_from_file_location("site_fixture_results", FIXTURE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fixture = load_fixture_module()
+XSS = fixture.XSS
+
+
+class Page(HTMLParser):
+    """Tables (with their wrapper's data-metrics), links and element ids of one HTML page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self._metrics = None
+        self._section = "tbody"
+        self._row = None
+        self._cell = None
+        self.rawdata_text = text
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        for key in ("href", "src"):
+            if a.get(key) is not None:
+                self.links.append(a[key])
+        if tag == "div" and "data-metrics" in a:
+            self._metrics = json.loads(a["data-metrics"])
+        elif tag == "table":
+            self.tables.append({"id": a.get("id"), "metrics": self._metrics, "head": [], "rows": []})
+            self._metrics = None
+        elif tag in ("thead", "tbody"):
+            self._section = tag
+        elif tag == "tr" and self.tables:
+            self._row = {"attrs": a, "cells": []}
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = {"attrs": a, "text": "", "bold": False, "sig": None, "sig_title": None}
+            self._row["cells"].append(self._cell)
+        elif tag == "br" and self._cell is not None:
+            self._cell["text"] += " "
+        elif tag == "strong" and self._cell is not None:
+            self._cell["bold"] = True
+        elif tag == "span" and self._cell is not None and "sig" in a.get("class", "").split():
+            self._cell["sig_title"] = a.get("title")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1]["head" if self._section == "thead" else "rows"].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+            if data in ("▲", "▼") and self._cell["sig_title"] is not None and self._cell["sig"] is None:
+                self._cell["sig"] = data
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    results = fixture.write_results(root / "results")
+    index = build_site(results, root / "site", title="fixture board")
+    return results, root / "site", index
+
+
+def read_runs(results: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("**/metrics.json"))]
+
+
+def expected_stats(results: Path, model: str, eval_name: str, metric: str) -> dict[str, tuple[float, float, int]]:
+    """Label → (mean, sample std, n seeds) of ``metric``, computed from the runs' metrics.json."""
+    values: dict[str, list[float]] = {}
+    for rec in read_runs(results):
+        run = rec["run"]
+        if run["model"] == model and run["eval"] == eval_name and metric in rec["metrics"]:
+            values.setdefault(run["loss"], []).append(rec["metrics"][metric])
+    out = {}
+    for label, vs in values.items():
+        mean = sum(vs) / len(vs)
+        std = (sum((v - mean) ** 2 for v in vs) / (len(vs) - 1)) ** 0.5 if len(vs) > 1 else 0.0
+        out[label] = (mean, std, len(vs))
+    return out
+
+
+def board_table(page: Page, model_index: int, metric: str) -> dict:
+    """The table of board ``model_index`` (1-based, boards sorted by model) answering to ``metric``."""
+    tables = [t for t in page.tables if t["id"] and t["id"].startswith(f"board-{model_index}-")
+              and metric in t["metrics"]]
+    assert len(tables) == 1
+    return tables[0]
+
+
+def row_of(table: dict, label: str) -> dict:
+    return next(r for r in table["rows"] if r["attrs"]["data-label"] == label)
+
+
+def numbers(text: str) -> list[float]:
+    return [float(t) for t in text.replace("±", " ").replace("▲", " ").replace("▼", " ").split()]
+
+
+@pytest.fixture(scope="module")
+def index_page(built):
+    return Page(built[2].read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("metric, columns", [
+    ("main", [("qa", "hits@20"), ("synth", "ndcg@10")]),
+    ("mrr@10", [("qa", "mrr@10"), ("synth", "mrr@10")]),
+    ("ndcg@10", [("qa", "ndcg@10"), ("synth", "ndcg@10")]),
+])
+def test_overview_cells_are_mean_and_std_over_seeds(built, index_page, metric, columns):
+    results = built[0]
+    table = board_table(index_page, 2, metric)
+    header = [c["text"] for c in table["head"][0]["cells"]]
+    assert [h.split()[0] for h in header[1:-1]] == [e for e, _ in columns]
+    labels = [r["attrs"]["data-label"] for r in table["rows"]]
+    assert labels == ["zero-shot", "infonce", "mw", "listwise_kd", XSS]
+    expected = [expected_stats(results, "minilm", e, m) for e, m in columns]
+    for label in labels:
+        cells = row_of(table, label)["cells"]
+        means = []
+        for cell, exp in zip(cells[1:-1], expected):
+            if label not in exp:
+                assert cell["text"].strip() == "–"
+                continue
+            mean, std, n = exp[label]
+            shown = numbers(cell["text"])
+            assert shown[0] == pytest.approx(round(mean, 3), abs=1e-9)
+            assert shown[1:] == ([pytest.approx(round(std, 3), abs=1e-9)] if n > 1 else [])
+            means.append(mean)
+        average = cells[-1]["text"].strip()
+        if len(means) == len(columns):
+            assert float(average) == pytest.approx(round(sum(means) / len(means), 3), abs=1e-9)
+        else:
+            assert average == "–"
+
+
+def test_best_value_per_column_is_bold(built, index_page):
+    results = built[0]
+    table = board_table(index_page, 2, "main")
+    for col, (eval_name, metric) in enumerate([("qa", "hits@20"), ("synth", "ndcg@10")], start=1):
+        exp = expected_stats(results, "minilm", eval_name, metric)
+        top = max(m for m, _, _ in exp.values())
+        bold = {r["attrs"]["data-label"] for r in table["rows"] if r["cells"][col]["bold"]}
+        assert bold == {label for label, (m, _, _) in exp.items() if m == top} == {"mw"}
+    assert [r["attrs"]["data-label"] for r in table["rows"] if r["cells"][-1]["bold"]] == ["mw"]
+
+
+def test_significance_marks_follow_holm_corrected_p(built, index_page):
+    results = built[0]
+    for model_index, cf_path in [(1, "compare/e5/nq/nq.json"), (2, "compare/minilm/synth/synth.json"),
+                                 (2, "compare/minilm/synth/qa.json")]:
+        cf = json.loads((results / cf_path).read_text())
+        table = board_table(index_page, model_index, "main")
+        header = [c["text"].split()[0] for c in table["head"][0]["cells"]]
+        col = header.index(cf["eval"])
+        means = {label: m for label, (m, _, _) in
+                 expected_stats(results, cf["model"], cf["eval"], cf["main_metric"]).items()}
+        compared = {c["loss"]: c for c in cf["comparisons"][cf["main_metric"]]}
+        for row in table["rows"]:
+            label, cell = row["attrs"]["data-label"], row["cells"][col]
+            c = compared.get(label)
+            if c is None or not c["p_corrected"] < cf["correction"]["alpha"]:
+                assert cell["sig"] is None, label
+                continue
+            diff = means[label] - means[cf["baseline"]]
+            assert cell["sig"] == ("▲" if diff > 0 else "▼"), label
+            assert f"Holm-corrected p = {c['p_corrected']:.3f}" in cell["sig_title"]
+    marks = {r["attrs"]["data-label"]: r["cells"][2]["sig"] for r in board_table(index_page, 2, "main")["rows"]}
+    assert marks == {"zero-shot": None, "infonce": None, "mw": "▲", "listwise_kd": "▼", XSS: None}
+
+
+def test_script_names_are_shown_as_text(built):
+    _, site, _ = built
+    pages = list(site.glob("**/*.html"))
+    shown = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "<script>alert" not in text, page
+        if "&lt;script&gt;alert(1)&lt;/script&gt;" in text:
+            shown += 1
+    assert shown >= 4
+    assert XSS in [r["attrs"]["data-label"] for r in Page((site / "index.html").read_text()).tables[-1]["rows"]]
+    assert r"\textless{}script\textgreater{}alert(1)\textless{}/script\textgreater{}" in (site / "leaderboard.tex").read_text()
+
+
+def test_no_absolute_path_and_every_relative_link_resolves(built):
+    results, site, _ = built
+    forbidden = {str(results.resolve()), str(results.resolve().parent), str(REPO), str(Path.home())}
+    checked = 0
+    for path in site.rglob("*"):
+        if not path.is_file():
+            continue
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+        for bad in forbidden:
+            assert bad not in text, (path, bad)
+        if path.suffix != ".html":
+            continue
+        page = Page(text)
+        for link in page.links:
+            parts = urlsplit(link)
+            if parts.scheme in ("http", "https"):
+                continue
+            assert not parts.scheme and not parts.netloc and not parts.path.startswith("/"), (path, link)
+            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            assert target.is_file() and site.resolve() in target.parents, (path, link)
+            if parts.fragment and target.suffix == ".html":
+                assert parts.fragment in Page(target.read_text(encoding="utf-8")).ids, (path, link)
+            checked += 1
+    assert checked > 100
+
+
+def test_run_page_shows_provenance_curve_histogram_and_downloads(built):
+    results, site, _ = built
+    run_dir = results / "runs/minilm/synth/listwise_kd/seed1/synth"
+    pages = [p for p in (site / "runs").glob("*.html") if "listwise_kd-seed1-synth" in p.name]
+    assert len(pages) == 1
+    text = pages[0].read_text(encoding="utf-8")
+    page = Page(text)
+    assert "harness train --out results/checkpoints/minilm/synth/listwise_kd/seed1" in text
+    assert "Teacher: <strong>minilm</strong> (bi-encoder)" in text
+    assert "abc1234" in text and "2.13.0" in text
+    log = [json.loads(line) for line in (results / "checkpoints/minilm/synth/listwise_kd/seed1/train_log.jsonl")
+           .read_text().splitlines()]
+    polyline = text.split('<polyline class="curve" points="')[1].split('"')[0]
+    points = [tuple(map(float, p.split(","))) for p in polyline.split()]
+    assert len(points) == len(log)
+    # a lower loss is drawn higher (smaller y), step by step
+    for (_, y1), (_, y2), a, b in zip(points, points[1:], log, log[1:]):
+        assert (y1 < y2) == (a["loss"] > b["loss"]) or a["loss"] == b["loss"]
+    assert text.count('<path class="hist') == 2
+    trec = next(link for link in page.links if link.endswith(".run.trec.gz"))
+    assert gzip.decompress((pages[0].parent / trec).read_bytes()) == (run_dir / "run.trec").read_bytes()
+    metrics = next(link for link in page.links if link.endswith(".metrics.json"))
+    assert json.loads((pages[0].parent / metrics).read_text())["metrics"] == json.loads(
+        (run_dir / "metrics.json").read_text())["metrics"]
+
+
+def test_dataset_page_has_raw_and_corrected_p_and_difference_ci(built):
+    results, site, _ = built
+    cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
+    page = Page(next((site / "datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8"))
+    significance = [t for t in page.tables if [c["text"] for c in t["head"][0]["cells"]][1:3] == ["Mean diff.", "CI of diff."]]
+    assert len(significance) == len(cf["metrics"])
+    for table, metric in zip(significance, cf["metrics"]):
+        for c in cf["comparisons"][metric]:
+            cells = [x["text"] for x in row_of_loss(table, c["loss"])["cells"]]
+            assert cells[1] == f"{c['mean_diff']:+.4f}"
+            assert cells[2] == f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+            assert float(cells[3]) == pytest.approx(c["p_value"], rel=0.05)
+            assert float(cells[4]) == pytest.approx(c["p_corrected"], abs=5e-4)
+    assert page.tables[0]["rows"][0]["cells"][-1]["text"] == "0"  # zero-shot: one run, seed 0
+    assert page.rawdata_text.count('<g class="item') >= len(cf["rows"])
+
+
+def row_of_loss(table: dict, label: str) -> dict:
+    return next(r for r in table["rows"] if r["cells"][0]["text"] == label)
+
+
+def test_json_and_csv_hold_every_table_number(built):
+    results, site, _ = built
+    data = json.loads((site / "leaderboard.json").read_text())
+    assert len(data["runs"]) == len(read_runs(results))
+    with open(site / "leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    compares = [json.loads(p.read_text()) for p in sorted((results / "compare").glob("*/*/*.json"))]
+    per_metric = [r for r in rows if r["eval"] != "(average)"]
+    assert len(per_metric) == sum(len(row["metrics"]) for cf in compares for row in cf["rows"])
+    for cf in compares:
+        for row in cf["rows"]:
+            for metric, stat in row["metrics"].items():
+                got = next(r for r in per_metric if (r["model"], r["eval"], r["loss"], r["metric"])
+                           == (cf["model"], cf["eval"], row["loss"], metric))
+                assert float(got["mean"]) == stat["mean"] and float(got["std"]) == stat["std"]
+    exp = {label: m for label, (m, _, _) in expected_stats(results, "minilm", "synth", "ndcg@10").items()}
+    mw = next(r for r in per_metric if (r["model"], r["eval"], r["loss"], r["metric"]) == ("minilm", "synth", "mw", "ndcg@10"))
+    assert mw["best"] == "True" and mw["significant"] == "True"
+    assert float(mw["mean_diff"]) == pytest.approx(exp["mw"] - exp["infonce"])
+    averages = {(r["model"], r["loss"], r["metric"]): float(r["mean"]) for r in rows if r["eval"] == "(average)"}
+    qa = expected_stats(results, "minilm", "qa", "mrr@10")
+    synth = expected_stats(results, "minilm", "synth", "mrr@10")
+    assert averages[("minilm", "mw", "mrr@10")] == pytest.approx((qa["mw"][0] + synth["mw"][0]) / 2)
+    board = next(b for b in data["boards"] if b["model"] == "minilm")
+    assert board["average"]["mrr@10"]["mw"] == pytest.approx(averages[("minilm", "mw", "mrr@10")])
+
+
+def test_losses_page_renders_the_registry(built):
+    losses = pytest.importorskip("harness.losses", reason="harness.losses (the loss registry) is not importable yet")
+    page_text = (built[1] / "losses.html").read_text(encoding="utf-8")
+    page = Page(page_text)
+    assert losses.REGISTRY
+    for name, cls in losses.REGISTRY.items():
+        assert f"loss-{name}" in page.ids
+        first_line = next(line for line in (cls.__doc__ or "").splitlines() if line.strip()).strip()
+        assert first_line in html.unescape(page_text)
+        for param in cls.defaults():
+            assert f'<th scope="row">{param}</th>' in page_text
+
+
+def test_failed_build_keeps_the_previous_site(tmp_path):
+    results = fixture.write_results(tmp_path / "results")
+    site = tmp_path / "site"
+    build_site(results, site)
+    before = (site / "index.html").read_text()
+    (results / "compare/e5/nq/nq.json").write_text("{ not json", encoding="utf-8")
+    with pytest.raises(DataError, match=r"nq\.json.*line 1"):
+        build_site(results, site)
+    assert (site / "index.html").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "site"]
+
+
+def test_a_run_named_by_a_comparison_must_exist(tmp_path):
+    results = fixture.write_results(tmp_path / "results")
+    (results / "runs/e5/nq/infonce/seed2/nq/metrics.json").unlink()
+    with pytest.raises(DataError, match=r"rows\[1\]\.runs"):
+        build_site(results, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("lo, hi", [(0.2569, 0.4072), (-0.2, 1.0), (1, 10), (0.5, 0.5), (3e-4, 7e-4)])
+def test_nice_ticks_cover_the_range_with_a_round_step(lo, hi):
+    ticks, step = nice_ticks(lo, hi)
+    assert ticks[0] <= lo and ticks[-1] >= hi
+    assert len(ticks) <= 8
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 5, 10)
+    assert all(b - a == pytest.approx(step) for a, b in zip(ticks, ticks[1:]))
+
+
+def test_latex_escape():
+    assert latex_escape("a_b & 50% #1 {x} $y ~^\\") == (
+        r"a\_b \& 50\% \#1 \{x\} \$y \textasciitilde{}\textasciicircum{}\textbackslash{}")
