@@ -44,12 +44,15 @@
 
   function filterRows(query, count) {
     const q = query.trim().toLowerCase();
-    let hidden = 0;
+    const all = new Set();
+    const shown = new Set();
     for (const row of document.querySelectorAll("tr[data-label]")) {
-      row.hidden = q !== "" && !row.dataset.label.toLowerCase().includes(q);
-      if (row.hidden) hidden += 1;
+      const label = row.dataset.label;
+      row.hidden = q !== "" && !label.toLowerCase().includes(q);
+      all.add(label);
+      if (!row.hidden) shown.add(label);
     }
-    if (count) count.textContent = q === "" ? "" : hidden + " hidden";
+    if (count) count.textContent = q === "" ? "" : shown.size + " of " + all.size + " shown";
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -1,0 +1,125 @@
+"""The leaderboard in a real headless Chromium, opened from disk: sort, filter, metric switch, links."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.leaderboard.build import build_site
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
+
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (install the Debian packages chromium and chromium-driver)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+
+
+def write_fixture(root: Path) -> Path:
+    spec = importlib.util.spec_from_file_location("site_fixture_results", FIXTURE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_results(root)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    results = write_fixture(root / "results")
+    build_site(results, root / "site")
+    return results, root / "site"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def synth_means(results: Path) -> dict[str, float]:
+    """Mean ndcg@10 of each minilm row on the synth dataset, from the runs' metrics.json."""
+    values: dict[str, list[float]] = {}
+    for path in (results / "runs" / "minilm").glob("**/synth/metrics.json"):
+        rec = json.loads(path.read_text())
+        values.setdefault(rec["run"]["loss"], []).append(rec["metrics"]["ndcg@10"])
+    return {label: sum(v) / len(v) for label, v in values.items()}
+
+
+def visible_labels(table) -> list[str]:
+    return table.locator("tbody tr[data-label]").evaluate_all(
+        "rows => rows.filter(r => !r.hidden).map(r => r.dataset.label)")
+
+
+def test_index_sort_filter_switch_and_follow_links(site, browser, tmp_path):
+    results, root = site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((root / "index.html").as_uri())
+
+    board = page.locator("section.board", has=page.locator("h2", has_text="minilm"))
+    current = board.locator("[data-metrics]:not([hidden]) table")
+    assert current.count() == 1
+    table = page.locator(f"#{current.get_attribute('id')}")
+    natural = visible_labels(table)
+    assert natural[:2] == ["zero-shot", "infonce"]
+
+    header = table.locator("thead th", has_text="synth")
+    header.locator("button").click()
+    means = synth_means(results)
+    assert header.get_attribute("aria-sort") == "descending"
+    assert visible_labels(table) == sorted(natural, key=lambda label: -means[label])
+    assert visible_labels(table) != natural
+    header.locator("button").click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert visible_labels(table) == sorted(natural, key=lambda label: means[label])
+
+    page.fill("#filter", "mw")
+    assert visible_labels(table) == ["mw"]
+    e5 = page.locator("section.board", has=page.locator("h2", has_text="e5"))
+    assert visible_labels(e5.locator("[data-metrics]:not([hidden]) table")) == ["mw.temperature=0.05"]
+    assert page.locator("#filter-count").inner_text() == "2 of 6 shown"
+    page.fill("#filter", "")
+    assert len(visible_labels(table)) == len(natural)
+
+    page.select_option("#metric", "mrr@10")
+    assert current.count() == 1
+    assert current.locator("thead").inner_text().count("mrr@10") == 2
+    assert not table.is_visible() and current.is_visible()
+    page.select_option("#metric", "main")
+    page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
+
+    board.locator("[data-metrics]:not([hidden]) tr[data-label='mw'] td a").first.click()
+    page.wait_for_load_state()
+    assert "/datasets/" in page.url
+    page.locator("tr[data-label='mw'] td.runs a").first.click()
+    page.wait_for_load_state()
+    assert "/runs/" in page.url and page.url.endswith(".html")
+    assert page.locator("h1").inner_text().startswith("mw")
+    assert page.locator("polyline.curve").count() == 1
+    page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    phone.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    phone.on("pageerror", lambda e: errors.append(str(e)))
+    phone.goto((root / "index.html").as_uri())
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    phone.screenshot(path=str(tmp_path / "index-phone.png"), full_page=True)
+
+    assert overflow <= 0, "the page itself scrolls sideways on a phone; only tables may"
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests), requests
+    assert (tmp_path / "index.png").stat().st_size > 10_000
