@@ -8,6 +8,7 @@ import html
 import importlib.util
 import json
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -168,6 +169,15 @@ def test_overview_cells_are_mean_and_std_over_seeds(built, index_page, metric, c
             assert average == "–"
 
 
+def test_without_javascript_every_metric_table_is_shown(built, index_page):
+    text = built[2].read_text(encoding="utf-8")
+    wrappers = re.findall(r"<div [^>]*data-metrics=[^>]*>", text)
+    assert len(wrappers) == len([t for t in index_page.tables if t["metrics"]]) > 4
+    assert not any("hidden" in w for w in wrappers)
+    switch = {m for t in index_page.tables if t["metrics"] for m in t["metrics"]}
+    assert switch == {"main", "ndcg@10", "mrr@10", "recall@100", "map", "hits@20", "auc_global"}
+
+
 def test_best_value_per_column_is_bold(built, index_page):
     results = built[0]
     table = board_table(index_page, 2, "main")
@@ -214,7 +224,8 @@ def test_script_names_are_shown_as_text(built):
             shown += 1
     assert shown >= 4
     assert XSS in [r["attrs"]["data-label"] for r in Page((site / "index.html").read_text()).tables[-1]["rows"]]
-    assert r"\textless{}script\textgreater{}alert(1)\textless{}/script\textgreater{}" in (site / "leaderboard.tex").read_text()
+    tex = (site / "leaderboard.tex").read_text()
+    assert r"\textless{}script\textgreater{}alert(1)\textless{}/script\textgreater{}" in tex
 
 
 def test_no_absolute_path_and_every_relative_link_resolves(built):
@@ -224,6 +235,7 @@ def test_no_absolute_path_and_every_relative_link_resolves(built):
     for path in site.rglob("*"):
         if not path.is_file():
             continue
+        assert path.stat().st_mode & 0o444 == 0o444, f"{path} is not readable by a web server"
         raw = path.read_bytes()
         text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
         for bad in forbidden:
@@ -242,6 +254,7 @@ def test_no_absolute_path_and_every_relative_link_resolves(built):
                 assert parts.fragment in Page(target.read_text(encoding="utf-8")).ids, (path, link)
             checked += 1
     assert checked > 100
+    assert all(d.stat().st_mode & 0o555 == 0o555 for d in [site, *site.rglob("*")] if d.is_dir())
 
 
 def test_run_page_shows_provenance_curve_histogram_and_downloads(built):
@@ -274,7 +287,8 @@ def test_dataset_page_has_raw_and_corrected_p_and_difference_ci(built):
     results, site, _ = built
     cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
     page = Page(next((site / "datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8"))
-    significance = [t for t in page.tables if [c["text"] for c in t["head"][0]["cells"]][1:3] == ["Mean diff.", "CI of diff."]]
+    significance = [t for t in page.tables
+                    if [c["text"] for c in t["head"][0]["cells"]][1:3] == ["Mean diff.", "CI of diff."]]
     assert len(significance) == len(cf["metrics"])
     for table, metric in zip(significance, cf["metrics"]):
         for c in cf["comparisons"][metric]:
@@ -307,7 +321,8 @@ def test_json_and_csv_hold_every_table_number(built):
                            == (cf["model"], cf["eval"], row["loss"], metric))
                 assert float(got["mean"]) == stat["mean"] and float(got["std"]) == stat["std"]
     exp = {label: m for label, (m, _, _) in expected_stats(results, "minilm", "synth", "ndcg@10").items()}
-    mw = next(r for r in per_metric if (r["model"], r["eval"], r["loss"], r["metric"]) == ("minilm", "synth", "mw", "ndcg@10"))
+    mw = next(r for r in per_metric
+              if (r["model"], r["eval"], r["loss"], r["metric"]) == ("minilm", "synth", "mw", "ndcg@10"))
     assert mw["best"] == "True" and mw["significant"] == "True"
     assert float(mw["mean_diff"]) == pytest.approx(exp["mw"] - exp["infonce"])
     averages = {(r["model"], r["loss"], r["metric"]): float(r["mean"]) for r in rows if r["eval"] == "(average)"}

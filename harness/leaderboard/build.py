@@ -33,7 +33,6 @@ from typing import Any
 
 import jinja2
 
-from harness.io import write_json
 from harness.leaderboard import plots
 from harness.leaderboard.collect import CompareFile, Results, Run, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
@@ -89,6 +88,12 @@ def latex_escape(text: Any) -> str:
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                 "<": r"\textless{}", ">": r"\textgreater{}"}
     return "".join(specials.get(ch, ch) for ch in str(text))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Plain write: the whole site folder is renamed into place at the end (see :func:`build_site`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _environment(latex: bool = False) -> jinja2.Environment:
@@ -149,7 +154,7 @@ def _write_run_files(run: Run, results: Path, site: Path) -> dict[str, str | Non
     stem = run_stem(run.path)
     trec = results / run.path / "run.trec"
     links: dict[str, str | None] = {"metrics": f"{stem}.metrics.json", "trec": None}
-    write_json(site / f"{stem}.metrics.json", run.record)
+    _write_json(site / f"{stem}.metrics.json", run.record)
     if trec.is_file():
         with open(trec, "rb") as src, open(site / f"{stem}.run.trec.gz", "wb") as raw:
             with gzip.GzipFile(filename="run.trec", mode="wb", fileobj=raw, mtime=0) as dst:
@@ -198,7 +203,7 @@ def _render_into(results: Path, site: Path, title: str) -> Path:
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
     page("losses.html", "losses.html.j2", losses=_loss_entries(registry), registry_error=registry_error)
-    write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title))
+    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title))
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
     (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
                                           encoding="utf-8")
