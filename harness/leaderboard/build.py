@@ -180,7 +180,7 @@ def _render_into(results: Path, site: Path, title: str) -> Path:
     for cf in data.compares:
         for row in cf.rows:
             for run_path in row.runs:
-                run_compares.setdefault(run_path.rstrip("/"), []).append(cf)
+                run_compares.setdefault(run_path, []).append(cf)
     common = {"title": title}
 
     def page(name: str, template: str, **context: Any) -> None:

@@ -150,7 +150,7 @@ def _read_row(obj: dict[str, Any], path: Path, where: str) -> Row:
         loss_name=obj.get("loss_name"),
         params=dict(obj.get("params") or {}),
         seeds=[int(s) for s in obj.get("seeds", [])],
-        runs=[str(r) for r in _field(obj, "runs", path, where)],
+        runs=[str(r).rstrip("/") for r in _field(obj, "runs", path, where)],
         metrics=metrics,
     )
 
@@ -235,7 +235,7 @@ def read_results(results: Path) -> Results:
     for cf in compares:
         for i, row in enumerate(cf.rows):
             for run_path in row.runs:
-                if run_path.rstrip("/") not in runs:
+                if run_path not in runs:
                     raise DataError(f"run folder {run_path!r} has no metrics.json",
                                     results / cf.path, field=f"rows[{i}].runs")
     return Results(compares=compares, runs=runs)
