@@ -7,7 +7,7 @@ inputs ready-made and untimed: the harness its top-k arrays, pytrec_eval and ran
 ``--reps`` repetitions after one warm-up; the ratio is pytrec_eval's time over the harness's.
 
     python benchmarks/bench_metrics.py            # full size
-    python benchmarks/bench_metrics.py --smoke    # 200 queries x 100 documents, seconds
+    python benchmarks/bench_metrics.py --smoke    # 200 queries x 100 documents, a few seconds
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def median_time(fn: Callable[[], object], reps: int) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="200 queries x 100 documents, 2 repetitions")
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 queries x 100 documents, 2 repetitions, no ranx (its JIT compile takes ~20 s)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-ranx", action="store_true", help="skip the ranx timing")
     args = parser.parse_args()
@@ -88,7 +89,7 @@ def main() -> None:
     print(f"queries={n_queries} depth={depth} corpus={n_docs} measures={','.join(METRICS)} reps={reps}")
     print(f"harness.metrics.evaluate  {t_harness:8.3f} s")
     print(f"pytrec_eval               {t_trec:8.3f} s   (+{dict_time:.2f} s to build its run dicts, untimed)")
-    if not args.no_ranx:
+    if not (args.no_ranx or args.smoke):
         import ranx
 
         with warnings.catch_warnings():
