@@ -74,7 +74,7 @@ def answer_hits(indices: np.ndarray, doc_texts: list[str], answers: list[list[st
     """
     indices = np.asarray(indices)
     if len(indices) != len(answers):
-        raise ValueError(f"{len(indices)} result rows but {len(answers)} answer lists")
+        raise DataError(f"{len(indices)} result rows but {len(answers)} answer lists", field="answers")
     texts = {r: _prepare(doc_texts[r], regex) for r in np.unique(indices[indices >= 0]).tolist()}
     hits = np.zeros(indices.shape, dtype=bool)
     for q, (result, query_answers) in enumerate(zip(indices.tolist(), answers)):

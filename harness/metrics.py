@@ -17,11 +17,12 @@ the discount ``D_i = 1 / log2(i + 2)``:
 - ``map[@k]``     = (1 / R_q) sum_{i<k} rel_i * (sum_{j<=i} rel_j) / (i + 1) (trec_eval ``map``,
   ``map_cut``).
 - ``hits@k``      = 1 if a passage among the top k contains an answer (DPR's top-k retrieval
-  accuracy; the answer match is :mod:`harness.answer_match`).
+  accuracy, ranx's ``hit_rate@k``; ranx's own ``hits@k`` counts relevant documents instead). The
+  answer match is :mod:`harness.answer_match`.
 - ``auc_global``  = one ROC AUC over the pooled scores of every query's judged positives against
   its top-500 retrieved non-positives (Mann-Whitney loss paper, arXiv 2510.00137);
   ``auc_query`` = the mean per-query AUC over the queries that have both classes. Both are
-  aggregate-only.
+  aggregate-only, and NaN when no query has both classes.
 
 Queries are evaluated as ``pytrec_eval`` does: a query with no qrels entry is left out (see
 :attr:`Evaluation.query_ids`); a query with qrels but no relevant document, or with no result,
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 
 RANKED = ("ndcg", "recall", "precision", "mrr", "map")
 AGGREGATE_ONLY = ("auc_global", "auc_query")
@@ -133,10 +134,10 @@ def evaluate(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scor
     indices = np.asarray(indices, dtype=np.int64)
     scores = np.asarray(scores)
     if indices.shape != scores.shape or indices.ndim != 2 or len(indices) != len(query_ids):
-        raise ValueError(f"indices {indices.shape} and scores {scores.shape} must both be "
-                         f"[{len(query_ids)} queries, k]")
+        raise DataError(f"indices {indices.shape} and scores {scores.shape} must both be "
+                        f"[{len(query_ids)} queries, k]")
     if indices.size and (indices.min() < -1 or indices.max() >= len(doc_ids)):
-        raise ValueError(f"indices must be rows of the {len(doc_ids)} doc_ids, or -1")
+        raise DataError(f"indices must be rows of the {len(doc_ids)} doc_ids, or -1")
     if any(s.measure == "hits" for s in specs) and answer_hits is None:
         raise ConfigError("hits@k needs answer_hits (the queries' answers)", key="metrics")
     if any(not s.per_query for s in specs) and positive_scores is None:

@@ -11,7 +11,7 @@ import pytrec_eval
 from sklearn.metrics import roc_auc_score
 
 from harness.data.format import read_qrels
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.metrics import FAMILIES, evaluate, metrics_for, parse_metric
 
 TREC_DL_QRELS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "trec-dl-2019-passage" / "qrels" / "test.tsv"
@@ -237,3 +237,12 @@ def test_metrics_for_families():
         metrics_for("nope")
     with pytest.raises(ConfigError, match="valid metrics"):
         metrics_for("beir", ["ndcg@ten"])
+
+
+def test_inconsistent_arrays_are_data_errors():
+    query_ids, doc_ids, indices, scores, qrels = random_run(0, n_queries=10, n_docs=50, k=10)
+    with pytest.raises(DataError, match="must both be"):
+        evaluate(query_ids, doc_ids, indices[:, :5], scores, qrels, ["map"])
+    indices[0, 0] = len(doc_ids)
+    with pytest.raises(DataError, match="rows of the 50 doc_ids"):
+        evaluate(query_ids, doc_ids, indices, scores, qrels, ["map"])
