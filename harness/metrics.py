@@ -2,7 +2,9 @@
 
 The search already holds each query's top-k as rows into the corpus, so every cutoff metric is
 computed at once, in numpy, from one *gains matrix* ``G[q, i]`` = the qrels grade of the document
-at rank ``i + 1`` for query ``q`` (0 when unjudged or absent). With ``rel = G >= level``,
+at rank ``i + 1`` for query ``q`` (0 when unjudged or absent). G is mostly zeros, so it is kept as
+its non-zero entries (query, rank, grade) in row-major order, and each metric below is a weighted
+``bincount`` over the entries with grade >= level and rank < k. With ``rel = G >= level``,
 ``R_q`` = the number of the query's judged documents with grade >= level (retrieved or not) and
 the discount ``D_i = 1 / log2(i + 2)``:
 
@@ -157,7 +159,7 @@ def evaluate(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scor
     histogram = {"edges": [], "positives": [], "negatives": []}
     if positive_scores is not None:
         main = specs[0]
-        in_run_positive = hits if main.measure == "hits" else gains >= main.level
+        in_run_positive = hits if main.measure == "hits" else gains.relevant(main.level)
         kept_positives = [np.asarray(p, dtype=np.float64) for p, k in zip(positive_scores, keep) if k]
         group, pooled, is_pos = _auc_pool(kept_positives, indices, scores, in_run_positive)
         auc_query = _grouped_auc(group, pooled, is_pos, len(kept_ids))
@@ -201,19 +203,33 @@ def _judged(query_ids: list[str], qrels: dict[str, dict[str, int]]) -> _Judged:
     return _Judged(query, grade, len(query_ids))
 
 
+@dataclass
+class _Gains:
+    """The non-zero entries of the gains matrix G [Q, k], sorted by query, then rank."""
+
+    query: np.ndarray  # (H,)
+    rank: np.ndarray  # (H,) 0-based
+    grade: np.ndarray  # (H,)
+    shape: tuple[int, int]
+
+    def relevant(self, level: int) -> np.ndarray:
+        """bool [Q, k]: G >= level."""
+        mask = np.zeros(self.shape, dtype=bool)
+        keep = self.grade >= level
+        mask[self.query[keep], self.rank[keep]] = True
+        return mask
+
+
 def _gains(query_ids: list[str], doc_ids: list[str], indices: np.ndarray,
-           qrels: dict[str, dict[str, int]], judged: _Judged) -> np.ndarray:
+           qrels: dict[str, dict[str, int]], judged: _Judged) -> _Gains:
     """The gains matrix: ``G[q, i]`` = positive qrels grade of the document at ``indices[q, i]``, else 0."""
-    n_docs = len(doc_ids)
-    gains = np.zeros(indices.shape, dtype=np.float64)
+    n_docs, depth = len(doc_ids), indices.shape[1]
     retrieved = np.zeros(n_docs + 1, dtype=bool)  # the extra last slot absorbs index -1
     retrieved[indices] = True
     row_of = {doc_ids[r]: r for r in np.flatnonzero(retrieved[:n_docs]).tolist()}
     judged_row = np.fromiter((row_of.get(d, -1) for q in query_ids for d in qrels.get(q, {})),
                              dtype=np.int64, count=len(judged.query))
     useful = (judged_row >= 0) & (judged.grade > 0)
-    if not useful.any():
-        return gains
     judged_query, judged_row, judged_grade = judged.query[useful], judged_row[useful], judged.grade[useful]
     # Judged documents get compact ids, so that a (query, document) key stays small; -1 for the rest.
     judged_docs = np.unique(judged_row)
@@ -221,37 +237,40 @@ def _gains(query_ids: list[str], doc_ids: list[str], indices: np.ndarray,
     compact[judged_docs] = np.arange(len(judged_docs))
     keys = judged_query * len(judged_docs) + compact[judged_row]
     order = np.argsort(keys)
-    keys, judged_grade = keys[order], judged_grade[order]
+    keys, judged_grade = np.append(keys[order], -1), np.append(judged_grade[order], 0.0)  # -1: matches nothing
     run_compact = compact[indices].ravel()  # (Q * k,); index -1 reads the last slot, -1
-    candidates = np.flatnonzero(run_compact >= 0)
-    run_keys = candidates // indices.shape[1] * len(judged_docs) + run_compact[candidates]
-    found = np.minimum(np.searchsorted(keys, run_keys), len(keys) - 1)
+    candidates = np.flatnonzero(run_compact >= 0)  # row-major, so the result stays sorted
+    run_keys = candidates // depth * len(judged_docs) + run_compact[candidates]
+    found = np.searchsorted(keys[:-1], run_keys)  # len(keys) - 1 when past the end: the sentinel
     match = keys[found] == run_keys
-    gains.ravel()[candidates[match]] = judged_grade[found[match]]
-    return gains
+    flat = candidates[match]
+    return _Gains(flat // depth, flat % depth, judged_grade[found[match]], indices.shape)
 
 
-def _per_query(spec: MetricSpec, gains: np.ndarray, judged: _Judged, hits: np.ndarray | None) -> np.ndarray:
+def _per_query(spec: MetricSpec, gains: _Gains, judged: _Judged, hits: np.ndarray | None) -> np.ndarray:
     """One metric's value per query, from the gains matrix (or the answer hits)."""
     k = gains.shape[1] if spec.k is None else spec.k
     if spec.measure == "hits":
         return hits[:, :k].any(axis=1).astype(np.float64)
-    top = gains[:, :k]
-    rel = top >= spec.level  # (Q, k')
+    keep = (gains.grade >= spec.level) & (gains.rank < k)
+    query, rank, grade = gains.query[keep], gains.rank[keep], gains.grade[keep]  # the relevant retrieved
+
+    def per_query_sum(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(query, weights=weights, minlength=gains.shape[0]).astype(np.float64)
+
     if spec.measure == "ndcg":
-        discount = 1.0 / np.log2(np.arange(top.shape[1]) + 2.0)
-        dcg = np.where(rel, top, 0.0) @ discount
-        return _ratio(dcg, judged.ideal_dcg(spec.k, spec.level))
+        return _ratio(per_query_sum(grade / np.log2(rank + 2.0)), judged.ideal_dcg(spec.k, spec.level))
     if spec.measure == "precision":
-        return rel.sum(axis=1) / k
+        return per_query_sum() / k
     if spec.measure == "mrr":
-        first = rel.argmax(axis=1)
-        return np.where(rel.any(axis=1), 1.0 / (first + 1.0), 0.0)
-    n_rel = judged.count(spec.level)
+        first = np.unique(query, return_index=True)[1]  # each query's first relevant entry
+        rr = np.zeros(gains.shape[0])
+        rr[query[first]] = 1.0 / (rank[first] + 1.0)
+        return rr
     if spec.measure == "recall":
-        return _ratio(rel.sum(axis=1).astype(np.float64), n_rel)
-    precision_at_hits = np.where(rel, np.cumsum(rel, axis=1) / np.arange(1.0, top.shape[1] + 1), 0.0)
-    return _ratio(precision_at_hits.sum(axis=1), n_rel)  # map
+        return _ratio(per_query_sum(), judged.count(spec.level))
+    nth_relevant = np.arange(1, len(query) + 1) - np.searchsorted(query, query)  # 1-based, within the query
+    return _ratio(per_query_sum(nth_relevant / (rank + 1.0)), judged.count(spec.level))  # map
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
