@@ -1,0 +1,82 @@
+"""BEIR-format sources: a local BEIR folder (``beir-dir``) or a BEIR dataset by name (``beir``).
+
+A BEIR folder holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` (Thakur et al.,
+"BEIR", NeurIPS 2021 Datasets and Benchmarks). It is read strictly, normalised (string ids, a
+title for every document, only ``_id``/``text``/``answers`` kept for queries) and written in the
+on-disk format; qrels lines that name documents outside the corpus are kept and counted as
+warnings, as trec_eval would. A ``train`` split (or a ready ``train.jsonl``) becomes training groups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.data.format import (
+    read_corpus,
+    read_qrels,
+    read_queries,
+    read_train_groups,
+    write_corpus,
+    write_qrels,
+    write_queries,
+    write_train_groups,
+)
+from harness.data.mining import mine_bm25, train_groups
+from harness.errors import DataError
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+
+
+def beir_url(name: str) -> str:
+    """The download address of a public BEIR dataset, as BEIR's README gives it."""
+    return BEIR_URL.format(name=name)
+
+
+def convert(out: Path, path: str | Path, negatives: int = 0, seed: int = 13) -> tuple[dict[str, Any], dict[str, int]]:
+    """Convert the BEIR folder ``path`` into ``out``.
+
+    With a ``train`` split and ``negatives > 0``, each training group gets that many BM25 hard
+    negatives (:func:`harness.data.mining.mine_bm25`).
+    """
+    raw = Path(path)
+    if not raw.is_dir():
+        raise DataError("not a folder", raw)
+    corpus = read_corpus(raw / "corpus.jsonl")
+    queries = read_queries(raw / "queries.jsonl")
+    qrels_files = sorted((raw / "qrels").glob("*.tsv"))
+    if not qrels_files:
+        raise DataError("no qrels/<split>.tsv files", raw / "qrels")
+    warnings: dict[str, int] = {}
+    qrels = {}
+    for qrels_file in qrels_files:
+        report = read_qrels(qrels_file, queries, corpus)
+        qrels[qrels_file.stem] = report.qrels
+        if report.unknown_docs:
+            warnings[f"qrels/{qrels_file.stem}: documents not in the corpus"] = report.unknown_docs
+
+    write_corpus(out / "corpus.jsonl", ((d, doc["title"], doc["text"]) for d, doc in corpus.items()))
+    write_queries(out / "queries.jsonl", ((q, query["text"], query.get("answers")) for q, query in queries.items()))
+    for split, split_qrels in qrels.items():
+        write_qrels(out / "qrels" / f"{split}.tsv", split_qrels)
+    if (raw / "train.jsonl").exists():
+        write_train_groups(out / "train.jsonl", read_train_groups(raw / "train.jsonl"))
+    elif "train" in qrels:
+        groups = train_groups(qrels["train"])
+        if groups:
+            write_train_groups(out / "train.jsonl", groups)
+            if negatives > 0:
+                mine_bm25(out, out / "train.jsonl", negatives, seed)
+    return {"name": "beir-dir", "path": raw.name, "negatives": negatives, "seed": seed}, warnings
+
+
+def download(out: Path, name: str, cache: str | Path, negatives: int = 0,
+             seed: int = 13) -> tuple[dict[str, Any], dict[str, int]]:
+    """Download the BEIR dataset ``name`` into ``cache`` with ``beir.util.download_and_unzip``
+    (skipped when already there), then convert it as :func:`convert` does."""
+    from beir.util import download_and_unzip
+
+    url = beir_url(name)
+    folder = download_and_unzip(url, str(cache))
+    record, warnings = convert(out, folder, negatives, seed)
+    return {**record, "name": "beir", "dataset": name, "url": url}, warnings
