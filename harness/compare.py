@@ -161,7 +161,8 @@ def compare(rows: list[RowInput], baseline: str, metrics: list[str], aggregate_o
         for m in metrics:
             low, high = bootstrap_ci(_seed_mean(row, m, order), None, resamples, 0.95, np.random.default_rng(seed))
             summaries[m].update(ci_low=low, ci_high=high)
-        out_rows.append({"loss": row.label, "kind": "baseline" if row is base_row else row.kind,
+        kind = "baseline" if row is base_row else "zero-shot" if row.kind == "zero-shot" else "loss"
+        out_rows.append({"loss": row.label, "kind": kind,
                          "loss_name": row.loss_name, "params": row.params, "seeds": row.seeds,
                          "runs": row.runs, "metrics": summaries})
 
