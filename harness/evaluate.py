@@ -75,7 +75,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
 
     write_trec_run(out / "run.trec", query_ids, doc_ids, indices, scores, tag)
     write_jsonl(out / "per_query.jsonl", (
-        {"query_id": q, **{m: float(v[i]) for m, v in result.per_query.items()}} for i, q in enumerate(query_ids)))
+        {"query_id": q, **{m: float(v[i]) for m, v in result.per_query.items()}}
+        for i, q in enumerate(result.query_ids)))
     info = run_info or {}
     summary_file = Path(model) / "train_summary.json"
     summary = read_json(summary_file) if summary_file.exists() else None
@@ -86,7 +87,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         "family": family,
         "main_metric": metric_names[0],
         "metrics": {m: float(v) for m, v in result.aggregate.items()},
-        "n_queries": len(query_ids),
+        "n_queries": len(result.query_ids),
         "histogram": result.histogram,
         "checkpoint": info.get("checkpoint"),
         "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,
