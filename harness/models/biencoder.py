@@ -113,7 +113,8 @@ class BiEncoder(torch.nn.Module):
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         starts = range(0, len(texts), batch_size)
-        for start in tqdm(starts, desc=desc or f"encode {kind}s", disable=not progress, unit="batch"):
+        label = desc or ("encode queries" if kind == "query" else "encode passages")
+        for start in tqdm(starts, desc=label, disable=not progress, unit="batch"):
             idx = order[start:start + batch_size]
             emb = self(self.tokenize([texts[i] for i in idx], kind))
             out[idx] = emb.float().cpu().numpy()
