@@ -26,9 +26,10 @@ Reproducibility:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ from harness.io import atomic_path, read_json, write_json
 
 ENCODE_BLOCK = 4096  # passages per encoding block; shard boundaries fall on block boundaries
 DTYPES = {"float16": np.float16, "float32": np.float32}
+# Passages per BLAS block in faiss' exhaustive search. faiss' default (1024) made 1,000 queries
+# over 100k × 384 vectors about 3× slower on 2 cores than 16384 (benchmarks/bench_search.py);
+# the block costs 4096 queries × 16384 × 4 bytes = 256 MiB of scratch memory.
+BLAS_DATABASE_BLOCK = 16384
 _SHARD_NAME = re.compile(r"shard-(\d{3,})-of-(\d{3,})\.npy")
 
 
@@ -150,6 +155,17 @@ def load_corpus_embeddings(out_dir: Path) -> tuple[list[str], np.ndarray]:
     return ids, arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+@contextlib.contextmanager
+def _blas_database_block(rows: int) -> Iterator[None]:
+    """Set faiss' global BLAS database block size for the duration of a search."""
+    previous = faiss.cvar.distance_compute_blas_database_bs
+    faiss.cvar.distance_compute_blas_database_bs = rows
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_database_bs = previous
+
+
 class FlatIPSearcher:
     """Top-k search by inner product over passage embeddings with a faiss index.
 
@@ -189,7 +205,6 @@ class FlatIPSearcher:
                 space.set_index_parameters(self.index, params)
             except RuntimeError as exc:
                 raise ConfigError(f"bad search parameters {params!r} for {index!r}: {exc}", key="params") from None
-        self.n_docs = n
 
     def search(self, query_emb: np.ndarray, k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``[Q, k]`` (float32, descending) and corpus indices ``[Q, k]`` (int64).
@@ -204,7 +219,8 @@ class FlatIPSearcher:
         indices = np.empty((n_q, k), dtype=np.int64)
         for lo in range(0, n_q, batch_size):
             q = np.ascontiguousarray(query_emb[lo:lo + batch_size], dtype=np.float32)  # [b, H]
-            s, i = self.index.search(q, k)  # [b, k], [b, k]
+            with _blas_database_block(BLAS_DATABASE_BLOCK):
+                s, i = self.index.search(q, k)  # [b, k], [b, k]
             s[i < 0] = -np.inf
             order = np.lexsort((i, -s), axis=-1)  # stable: by −score, then index
             scores[lo:lo + len(q)] = np.take_along_axis(s, order, axis=-1)

@@ -160,9 +160,12 @@ def test_shard_bounds_split_whole_blocks_contiguously() -> None:
         shard_bounds(10, 3, 3)
 
 
-def _run_file(model, corpus, emb_dir: Path, run_path: Path, shards: int, dtype: str) -> tuple[list[str], np.ndarray]:
+def _run_file(model, corpus, emb_dir: Path, run_path: Path, shards: int,
+              dtype: str) -> tuple[list[str], np.ndarray]:
+    """Encode in ``shards`` shards (blocks of 8, batches of 4), gather, search and write a run."""
     for s in range(shards):
-        encode_corpus_shard(model, corpus, emb_dir, s, shards, batch_size=4, dtype=dtype, block=8, progress=False)
+        encode_corpus_shard(model, corpus, emb_dir, s, shards, batch_size=4, dtype=dtype, block=8,
+                            progress=False)
     ids, emb = load_corpus_embeddings(emb_dir)
     queries = {"q1": "wing lift", "q2": "shock boundary layer heat", "q3": "drag"}
     q_emb = model.encode(list(queries.values()), "query")
@@ -201,7 +204,7 @@ def test_missing_or_mismatched_shards_are_reported(tiny, corpus, tmp_path: Path)
         encode_corpus_shard(tiny, corpus, tmp_path, s, 3, batch_size=4, block=8, progress=False)
     with pytest.raises(DataError, match="missing embedding shard 1 of 3") as err:
         load_corpus_embeddings(tmp_path)
-    assert "shard-001-of-003.npy" in str(err.value)
+    assert str(shard_path(tmp_path, 1, 3)) in str(err.value)
     encode_corpus_shard(tiny, corpus, tmp_path, 1, 3, batch_size=8, block=8, progress=False)
     with pytest.raises(DataError, match="batch_size"):
         load_corpus_embeddings(tmp_path)
