@@ -8,6 +8,11 @@ from torch import Tensor
 from harness.losses.base import Param, SeededLoss, pick_uniform, row_mean
 
 
+def _at(scores: Tensor, columns: Tensor) -> Tensor:
+    """[Q] the score of each row at its column."""
+    return scores.gather(1, columns[:, None]).squeeze(1)
+
+
 class LTRMargin(SeededLoss):
     """Margin rank loss of LTRGR: the row's best positive must beat its best negative by a margin,
     and so must a random positive-negative pair,
@@ -73,10 +78,10 @@ class LTRMargin(SeededLoss):
     def compute(self, scores: Tensor, labels: Tensor, teacher: Tensor | None) -> Tensor:
         positives, negatives = labels > 0, labels == 0  # [Q, D]
         rows = positives.any(dim=1) & negatives.any(dim=1)  # [Q]
-        best_positive = scores.masked_fill(~positives, float("-inf")).max(dim=1).values  # [Q]
-        best_negative = scores.masked_fill(~negatives, float("-inf")).max(dim=1).values  # [Q]
-        drawn_positive = scores.gather(1, pick_uniform(positives, self.generator)[:, None]).squeeze(1)  # [Q]
-        drawn_negative = scores.gather(1, pick_uniform(negatives, self.generator)[:, None]).squeeze(1)  # [Q]
+        best_positive = _at(scores, scores.masked_fill(~positives, float("-inf")).argmax(dim=1))  # [Q]
+        best_negative = _at(scores, scores.masked_fill(~negatives, float("-inf")).argmax(dim=1))  # [Q]
+        drawn_positive = _at(scores, pick_uniform(positives, self.generator))  # [Q]
+        drawn_negative = _at(scores, pick_uniform(negatives, self.generator))  # [Q]
         top = torch.relu(best_negative - best_positive + self.margin)  # [Q]
         drawn = torch.relu(drawn_negative - drawn_positive + self.margin + self.random_margin_offset)  # [Q]
         return self.top_weight * row_mean(top, rows) + self.random_weight * row_mean(drawn, rows)
