@@ -35,7 +35,7 @@ def res(stage, key):
 
 def arg(obj):
     """A JSON value as one shell-quoted argument."""
-    return shlex.quote(json.dumps(obj, sort_keys=True))
+    return shlex.quote(json.dumps(obj))
 
 
 def base_model(model):
@@ -44,3 +44,55 @@ def base_model(model):
 
 def model_settings(model):
     return config["models"][model].get("settings", {})
+
+
+def teacher_scores(w):
+    if not GRID.needs_teacher(w.loss):
+        return []
+    return [f"{R}/teacher/{w.train}/{GRID.teacher_name()}.jsonl"]
+
+
+def model_of(w):
+    """The model a run encodes with: the base model for zero-shot, else the trained checkpoint."""
+    if w.train == ZERO_SHOT:
+        return base_model(w.model)
+    return GRID.checkpoint(w.model, w.train, w.loss, w.seed)
+
+
+def model_input(w):
+    return [] if w.train == ZERO_SHOT else [model_of(w)]
+
+
+def settings_of(w):
+    """Encoder settings come from the config for a base model; a checkpoint carries its own."""
+    return arg(model_settings(w.model)) if w.train == ZERO_SHOT else arg({})
+
+
+def run_info(w):
+    train_cfg = None if w.train == ZERO_SHOT else dict(GRID.train_sets[w.train])
+    if train_cfg is not None and GRID.needs_teacher(w.loss):
+        train_cfg["teacher"] = config["teacher"]
+    loss = GRID.losses.get(w.loss)
+    return arg(
+        {
+            "run": {
+                "model": w.model,
+                "train": w.train,
+                "loss": w.loss,
+                "seed": int(w.seed),
+                "eval": w.eval,
+                "split": GRID.eval_sets[w.eval]["split"],
+            },
+            "checkpoint": None if w.train == ZERO_SHOT else model_of(w).removeprefix(f"{R}/"),
+            "config": {
+                "model": config["models"][w.model],
+                "dataset": GRID.datasets[w.eval],
+                "train": train_cfg,
+                "loss": None if loss is None else {"name": loss.name, "params": loss.params},
+            },
+        }
+    )
+
+
+def compare_rows(w):
+    return GRID.rows(w.model, w.train, w.eval)

@@ -1,10 +1,6 @@
 """Per (model, train set, eval set): aggregate seeds and test every loss against the baseline."""
 
 
-def compare_rows(w):
-    return GRID.rows(w.model, w.train, w.eval)
-
-
 rule compare:
     input:
         lambda w: [f"{run}/metrics.json" for runs in compare_rows(w).values() for run in runs],
@@ -14,8 +10,9 @@ rule compare:
         rows=lambda w: arg(compare_rows(w)),
         options=arg(config["compare"]),
         baseline=config["baseline"],
+        results=lambda w, input: input[0].split("/runs/")[0],
     log:
         f"{R}/logs/compare/{{model}}/{{train}}/{{eval}}.log",
     shell:
-        "harness compare --rows {params.rows} --baseline {params.baseline} --results {R}"
+        "harness compare --rows {params.rows} --baseline {params.baseline} --results {params.results}"
         " --options {params.options} --out {output} > {log} 2>&1"

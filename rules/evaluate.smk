@@ -1,48 +1,6 @@
 """Encode each corpus once per model (sharded), then search every eval set that shares it."""
 
 
-def model_of(w):
-    """The model a run encodes with: the base model for zero-shot, else the trained checkpoint."""
-    if w.train == ZERO_SHOT:
-        return base_model(w.model)
-    return GRID.checkpoint(w.model, w.train, w.loss, w.seed)
-
-
-def model_input(w):
-    return [] if w.train == ZERO_SHOT else [model_of(w)]
-
-
-def settings_of(w):
-    """Encoder settings come from the config for a base model; a checkpoint carries its own."""
-    return arg(model_settings(w.model)) if w.train == ZERO_SHOT else arg({})
-
-
-def run_info(w):
-    train_cfg = None if w.train == ZERO_SHOT else dict(GRID.train_sets[w.train])
-    if train_cfg is not None and GRID.needs_teacher(w.loss):
-        train_cfg["teacher"] = config["teacher"]
-    loss = GRID.losses.get(w.loss)
-    return arg(
-        {
-            "run": {
-                "model": w.model,
-                "train": w.train,
-                "loss": w.loss,
-                "seed": int(w.seed),
-                "eval": w.eval,
-                "split": GRID.eval_sets[w.eval]["split"],
-            },
-            "checkpoint": None if w.train == ZERO_SHOT else model_of(w).removeprefix(f"{R}/"),
-            "config": {
-                "model": config["models"][w.model],
-                "dataset": GRID.datasets[w.eval],
-                "train": train_cfg,
-                "loss": None if loss is None else {"name": loss.name, "params": loss.params},
-            },
-        }
-    )
-
-
 rule encode:
     input:
         meta=f"{R}/data/{{corpus}}/meta.json",
@@ -55,6 +13,7 @@ rule encode:
         folder=lambda w: GRID.data(w.corpus),
         out=lambda w, output: os.path.dirname(output.shard),
         shard=lambda w: int(w.shard),
+        shards=GRID.shards,
         batch_size=config["encode"]["batch_size"],
         dtype=config["encode"]["dtype"],
     threads: res("encode", "threads")
@@ -68,7 +27,7 @@ rule encode:
         f"{R}/benchmarks/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}.tsv"
     shell:
         "harness encode --model {params.model} --settings {params.settings} --dataset {params.folder}"
-        " --shard {params.shard} --num-shards {GRID.shards} --batch-size {params.batch_size}"
+        " --shard {params.shard} --num-shards {params.shards} --batch-size {params.batch_size}"
         " --dtype {params.dtype} --threads {threads} --out {params.out} > {log} 2>&1"
 
 

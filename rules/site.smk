@@ -6,7 +6,10 @@ rule site:
         GRID.all_compares(),
     output:
         f"{SITE}/index.html",
+    params:
+        results=lambda w, input: input[0].split("/compare/")[0],
+        site=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{R}/logs/site.log",
     shell:
-        "harness site --results {R} --out {SITE} > {log} 2>&1"
+        "harness site --results {params.results} --out {params.site} > {log} 2>&1"

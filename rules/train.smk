@@ -1,12 +1,6 @@
 """(model, train set, loss, seed) -> a checkpoint folder."""
 
 
-def teacher_scores(w):
-    if not GRID.needs_teacher(w.loss):
-        return []
-    return [f"{R}/teacher/{w.train}/{GRID.teacher_name()}.jsonl"]
-
-
 rule train:
     input:
         meta=f"{R}/data/{{train}}/meta.json",

@@ -40,7 +40,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("grid")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_GRID))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_GRID, sort_keys=False))
     return workdir
 
 
