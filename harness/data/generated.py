@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ConfigError
 from harness.data.format import TrainGroup, write_corpus, write_qrels, write_queries, write_train_groups
 
 PREFIXES = ["Ash", "Bram", "Cold", "Dun", "Elder", "Fen", "Glen", "Harrow", "Ivy", "Kel", "Lark", "Marl",
@@ -34,10 +35,10 @@ PREFIXES = ["Ash", "Bram", "Cold", "Dun", "Elder", "Fen", "Glen", "Harrow", "Ivy
             "Brook", "Crane", "Drift", "Fox", "Gull", "Heron", "Kings", "Mill", "Stone"]
 SUFFIXES = ["ford", "mere", "wick", "moor", "by", "ton", "field", "combe", "haven", "stead", "bury", "holt",
             "gate", "dale", "well", "marsh"]
-KINDS = {"abbey": "monastery", "bridge": "river crossing", "guild hall": "guildhouse", "lighthouse": "beacon tower",
-         "market": "bazaar", "orchard": "fruit farm", "observatory": "stargazing station", "mill": "grinding works",
-         "library": "book collection", "harbour": "port", "theatre": "playhouse", "brewery": "beer maker",
-         "castle": "fortress", "museum": "gallery", "chapel": "shrine", "school": "academy"}
+KINDS = {"abbey": "priory", "bridge": "crossing", "guild hall": "meeting house", "lighthouse": "light station",
+         "market": "trading hall", "orchard": "fruit grove", "observatory": "telescope house", "mill": "grinding works",
+         "library": "reading rooms", "harbour": "quay", "theatre": "playhouse", "brewery": "alehouse",
+         "castle": "keep", "museum": "collection", "chapel": "oratory", "school": "academy"}
 FIRST = ["Alia", "Bertram", "Cora", "Dmitri", "Edith", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Klara",
          "Lionel", "Mira", "Nils", "Odile", "Piers", "Rosa", "Silas", "Tamsin", "Ulric", "Vera", "Wendel"]
 LAST = ["Tern", "Vask", "Holloway", "Brandt", "Quill", "Marsh", "Okafor", "Lindqvist", "Pereira", "Achebe",
@@ -69,51 +70,51 @@ RELATIONS = [
     Relation("founder",
              ("{E} was founded by {V}.", "{V} established {E}.", "{E} owes its beginnings to {V}."),
              ("Nobody agrees on who first set up {E}.",),
-             ("who started {E}", "the person who set up {E}", "{E} original creator", "who began {E}")),
+             ("who is credited with starting {E}", "person behind {E}", "{E} started by", "who began {E}")),
     Relation("architect",
              ("{E} was designed by the architect {V}.", "The plans for {E} were drawn by {V}."),
              ("The design of {E} is credited to several hands.",),
-             ("who drew up the building plans of {E}", "{E} designer", "which architect planned {E}")),
+             ("{E} blueprint author", "whose drawings was {E} built from", "which architect planned {E}")),
     Relation("namesake",
              ("{E} takes its name from {V}.", "{E} was named in honour of {V}."),
              ("The origin of the name {E} is uncertain.",),
-             ("why is {E} called that", "who is {E} named for", "origin of the name of {E}")),
+             ("{E} name origin", "where does the name of {E} come from", "who is {E} named for")),
     Relation("opened",
              ("{E} opened in {V}.", "Work on {E} was completed in {V}.", "{E} first received visitors in {V}."),
              ("The opening date of {E} was lost in the archives.",),
-             ("when did {E} open", "{E} opening year", "in what year was {E} finished")),
+             ("how old is {E}", "since when has {E} existed", "{E} opening year")),
     Relation("restored",
              ("{E} was restored in {V}.", "A careful restoration of {E} ended in {V}."),
              ("{E} has been repaired more than once.",),
-             ("when was {E} renovated", "{E} renovation date", "year {E} was repaired")),
+             ("latest refurbishment of {E}", "when was {E} last fixed up", "{E} renovation date")),
     Relation("location",
              ("{E} lies in {V}.", "{E} is situated in {V}.", "You will find {E} in {V}."),
              ("{E} is a little hard to find on older maps.",),
-             ("where is {E}", "{E} whereabouts", "which area is {E} in")),
+             ("how to get to {E}", "{E} region", "which area is {E} in")),
     Relation("near",
              ("{E} stands next to {V}.", "{V} is a short walk from {E}."),
              ("Several sights surround {E}.",),
-             ("what is close to {E}", "landmarks beside {E}", "what can you see around {E}")),
+             ("{E} surroundings", "what's nearby {E}", "landmarks beside {E}")),
     Relation("material",
              ("{E} is built of {V}.", "The walls of {E} are made from {V}."),
              ("The building stone of {E} has weathered badly.",),
-             ("what is {E} constructed from", "{E} building materials", "what were the walls of {E} made with")),
+             ("{E} stonework", "what kind of stone or wood is {E}", "{E} building materials")),
     Relation("specialty",
              ("{E} is famous for its {V}.", "Visitors come to {E} for the {V}."),
              ("{E} has a reputation that draws travellers.",),
-             ("what is {E} best known for", "why do tourists go to {E}", "{E} main attraction")),
+             ("{E} famous product", "what to buy at {E}", "why do tourists go to {E}")),
     Relation("disaster",
              ("{E} was badly damaged by {V}.", "{V} almost destroyed {E}."),
              ("{E} has survived hard times.",),
-             ("what catastrophe struck {E}", "{E} destruction cause", "what ruined {E}")),
+             ("{E} history tragedy", "what calamity befell {E}", "what ruined {E}")),
     Relation("owner",
              ("{E} is run by {V}.", "{V} manages {E} today."),
              ("Control of {E} has changed hands over the years.",),
-             ("who operates {E} now", "current management of {E}", "who is in charge of {E}")),
+             ("{E} proprietor", "who owns {E}", "who is in charge of {E}")),
     Relation("visitors",
              ("{E} welcomes about {V} visitors each year.", "Roughly {V} people tour {E} annually."),
              ("{E} is busiest in the summer.",),
-             ("how many people visit {E} a year", "{E} yearly attendance", "annual tourist numbers at {E}")),
+             ("how popular is {E}", "{E} footfall", "annual tourist numbers at {E}")),
 ]
 FILLERS = ["It is a popular stop for walkers.", "Local guides tell many stories about it.",
            "Its records are kept in the parish office.", "Photographs of it appear on postcards.",
@@ -155,19 +156,28 @@ def _entities(rng: random.Random, count: int, siblings: int) -> list[_Entity]:
     mill``, ``the Ashford abbey``, ``the Ashmere mill``, ... (``siblings`` names × ``siblings`` kinds).
     A family draws its facts from the same six relations, so its passages compete for the same
     queries."""
-    prefixes = list(PREFIXES)
-    rng.shuffle(prefixes)
+    capacity = len(PREFIXES) * (len(SUFFIXES) // siblings) * siblings * siblings
+    if not 1 <= siblings <= len(KINDS):
+        raise ConfigError(f"expected 1 to {len(KINDS)}", "siblings")
+    if count > capacity:
+        raise ConfigError(f"at most {capacity} entities (docs / docs_per_entity) with {siblings} siblings", "docs")
     names = [p + s for p in PREFIXES for s in SUFFIXES]
+    suffixes = {prefix: rng.sample(SUFFIXES, len(SUFFIXES)) for prefix in PREFIXES}
     entities: list[_Entity] = []
-    for prefix in prefixes:
-        shared = rng.sample(RELATIONS, 6)
-        kinds = rng.sample(list(KINDS), siblings)
-        for suffix in rng.sample(SUFFIXES, siblings):
-            for kind in kinds:
-                entity = _Entity(prefix + suffix, kind)
-                for rel in rng.sample(shared, 5):
-                    entity.facts[rel.name] = _value(rng, rel.name, names)
-                entities.append(entity)
+    for round_ in range(len(SUFFIXES) // siblings):
+        prefixes = list(PREFIXES)
+        rng.shuffle(prefixes)
+        for prefix in prefixes:
+            if len(entities) >= count:
+                break
+            shared = rng.sample(RELATIONS, 6)
+            kinds = rng.sample(list(KINDS), siblings)
+            for suffix in suffixes[prefix][round_ * siblings: (round_ + 1) * siblings]:
+                for kind in kinds:
+                    entity = _Entity(prefix + suffix, kind)
+                    for rel in rng.sample(shared, 5):
+                        entity.facts[rel.name] = _value(rng, rel.name, names)
+                    entities.append(entity)
     return entities[:count]
 
 
@@ -176,8 +186,8 @@ def _capital(sentence: str) -> str:
 
 
 def generate(out: Path, seed: int = 13, docs: int = 3000, train_queries: int = 600, dev_queries: int = 100,
-             test_queries: int = 200, hard_negatives: int = 7, docs_per_entity: int = 6,
-             siblings: int = 4) -> dict[str, Any]:
+             test_queries: int = 200, hard_negatives: int = 7, docs_per_entity: int = 10,
+             siblings: int = 5) -> dict[str, Any]:
     """Write the generated collection into ``out``; return the source record for ``meta.json``."""
     rng = random.Random(seed)
     n_entities = max(docs // docs_per_entity, 3)
