@@ -15,8 +15,8 @@ at Q = 256 is also extrapolated from the step at ``--queries`` and the loss at Q
 
 Peak memory is the extra memory over the inputs: on CUDA from ``torch.cuda.max_memory_allocated``;
 on the CPU each measurement runs in a forked process whose peak resident set (VmHWM, reset through
-/proc/self/clear_refs) is read after one forward + backward, with large allocations forced to mmap
-so that freed memory leaves the resident set.
+/proc/self/clear_refs) is read after one forward + backward, with allocations of 1 MiB or more
+forced to mmap so that freed memory leaves the resident set.
 
     python benchmarks/bench_losses.py --smoke            # seconds: Q = 16, a 2-layer random BERT, 1 thread
     python benchmarks/bench_losses.py --queries 16       # Q in {64, 256, 1024}; MiniLM step at Q = 16
@@ -123,7 +123,8 @@ def measure_loss(name: str, q: int, positives: int, device: str, reps: int) -> d
     """Peak memory (first call) and median time of forward + backward of one loss at one Q (the
     first call's time alone when it takes over 5 s)."""
     if device == "cpu":
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD: free() returns large blocks
+        # M_MMAP_THRESHOLD = 1 MiB: free() returns blocks from 1 MiB up, smaller ones are reused
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)
     loss = loss_function(name)
 
     def step(scores: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor) -> None:

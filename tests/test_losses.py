@@ -217,7 +217,7 @@ class LargestTensor(TorchDispatchMode):
 
 def test_mw_never_materialises_the_pair_matrix(monkeypatch):
     q, d = 64, 512
-    monkeypatch.setattr(mann_whitney, "CHUNK_ELEMENTS", 1 << 12)
+    monkeypatch.setattr(mann_whitney, "CPU_CHUNK_ELEMENTS", 1 << 12)
     scores = torch.randn(q, d, requires_grad=True)
     labels = torch.zeros(q, d)
     labels[torch.arange(q), torch.arange(q) * 8] = 1.0

@@ -10,28 +10,33 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from harness.losses.base import Loss, Param
 
-CHUNK_ELEMENTS = 1 << 22
-"""Most pair differences held at once (16 MiB per float32 buffer): bounds the memory of ``mw``."""
+CPU_CHUNK_ELEMENTS = 1 << 17
+"""Most pair differences held at once on the CPU: tiles that stay in cache (about 2x faster)."""
+CHUNK_ELEMENTS = 1 << 24
+"""Most pair differences held at once elsewhere: 64 MiB per float32 buffer, few kernel launches."""
 
 
 class _PairSoftplusSum(torch.autograd.Function):
-    """Σ_p Σ_n softplus(v_n − u_p) over every pair of ``u`` [P] and ``v`` [N], computed a chunk of
-    ``u`` at a time so that no [P, N] tensor exists. The gradients are accumulated in the same pass
-    (d softplus(x)/dx = σ(x)), so backward only scales them: memory O(P + N + chunk)."""
+    """Σ_p Σ_n softplus(v_n − u_p) over every pair of ``u`` [P] and ``v`` [N], computed a tile of
+    at most ``chunk_elements`` pairs at a time so that no [P, N] tensor exists. The gradients are
+    accumulated in the same pass (d softplus(x)/dx = σ(x)), so backward only scales them: memory
+    O(P + N + chunk_elements)."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, u: Tensor, v: Tensor, chunk_elements: int, need_grad: bool) -> Tensor:
-        rows = max(1, chunk_elements // max(v.numel(), 1))
+        cols = max(1, min(v.numel(), chunk_elements))
+        rows = max(1, chunk_elements // cols)
         total = torch.zeros((), dtype=torch.float64, device=u.device)
         grad_u = torch.zeros_like(u)  # [P]
         grad_v = torch.zeros_like(v)  # [N]
-        for start in range(0, u.numel(), rows):
-            x = v[None, :] - u[start:start + rows, None]  # [c, N] the chunk's pair differences
-            total += F.softplus(x).sum(dtype=torch.float64)
-            if need_grad:
-                slope = x.sigmoid_()  # [c, N] σ(v_n − u_p), in place of x
-                grad_u[start:start + rows] = -slope.sum(dim=1)
-                grad_v += slope.sum(dim=0)
+        for i in range(0, u.numel(), rows):
+            for j in range(0, v.numel(), cols):
+                x = v[None, j:j + cols] - u[i:i + rows, None]  # [rows, cols] the tile's pair differences
+                total += F.softplus(x).sum(dtype=torch.float64)
+                if need_grad:
+                    slope = x.sigmoid_()  # [rows, cols] σ(v_n − u_p), in place of x
+                    grad_u[i:i + rows] -= slope.sum(dim=1)
+                    grad_v[j:j + cols] += slope.sum(dim=0)
         ctx.save_for_backward(grad_u, grad_v)
         return total.to(u.dtype)
 
@@ -44,8 +49,7 @@ class _PairSoftplusSum(torch.autograd.Function):
 
 def pair_softplus_sum(u: Tensor, v: Tensor, chunk_elements: int) -> Tensor:
     """Σ_p Σ_n softplus(v_n − u_p) = −Σ_p Σ_n log σ(u_p − v_n) for ``u`` [P] and ``v`` [N], in
-    O(P + N + chunk_elements) memory: a chunk holds max(chunk_elements, N) pairs; differentiable
-    once."""
+    O(P + N + chunk_elements) memory; differentiable once."""
     need_grad = torch.is_grad_enabled() and (u.requires_grad or v.requires_grad)
     return _PairSoftplusSum.apply(u, v, chunk_elements, need_grad)
 
@@ -73,9 +77,9 @@ class MannWhitney(Loss):
     where P_i are row i's entries with label > 0, S⁻ is every entry with label 0 in every row, and
     Q the number of queries (rows) in the batch, as in the paper (not the number of pairs). The
     paper has one positive per query; summing over several is the harness's extension. The exact
-    sum has P·|S⁻| terms (8.6·10⁹ at Q = 1024, D = 8192); it is computed in chunks of
-    ``CHUNK_ELEMENTS`` pairs with the gradient accumulated in the same pass, so memory stays
-    O(Q·D). Only first derivatives are supported.
+    sum has P·|S⁻| terms (8.6·10⁹ at Q = 1024, D = 8192); it is computed in tiles of at most
+    ``CHUNK_ELEMENTS`` pairs (``CPU_CHUNK_ELEMENTS`` on the CPU) with the gradient accumulated in
+    the same pass, so memory stays O(Q·D). Only first derivatives are supported.
 
     Args:
         temperature: τ, which divides the score differences (default 0.01, the paper's §5.1).
@@ -126,5 +130,6 @@ class MannWhitney(Loss):
         if self.pairs:
             total = _own_row_pair_sum(logits, positives, negatives)
         else:
-            total = pair_softplus_sum(logits[positives], logits[negatives], CHUNK_ELEMENTS)  # u [P], v [|S⁻|]
+            chunk = CPU_CHUNK_ELEMENTS if scores.device.type == "cpu" else CHUNK_ELEMENTS
+            total = pair_softplus_sum(logits[positives], logits[negatives], chunk)  # u [P], v [|S⁻|]
         return total / max(scores.shape[0], 1)
