@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.data import beir_dir, generated
+from harness.data import beir_dir, dpr, generated, irds
 from harness.data.format import write_meta
 from harness.errors import ConfigError
 
@@ -33,6 +33,8 @@ SOURCES: dict[str, Source] = {
     "generated": _generated,
     "beir-dir": beir_dir.convert,
     "beir": beir_dir.download,
+    "irds": irds.convert,
+    "dpr-qa": dpr.convert,
 }
 
 

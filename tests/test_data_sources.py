@@ -1,0 +1,185 @@
+"""The prepare sources on tiny fixtures in each source's native format, and on the shared real sets."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import ir_datasets
+import pytest
+from ir_datasets.datasets.base import Dataset
+from ir_datasets.formats import TrecQrels, TsvDocPairs, TsvDocs, TsvQueries
+from ir_datasets.util import LocalDownload
+
+from harness.data import beir_dir, dpr
+from harness.data.format import read_corpus, read_qrels, read_queries, read_train_groups, sha256, splits
+from harness.data.prepare import prepare
+from harness.errors import ConfigError, DataError
+from harness.io import read_json
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def test_beir_dir_normalises_and_counts_unknown_docs(tmp_path: Path) -> None:
+    meta = prepare("beir-dir", tmp_path / "out", path=str(FIXTURES / "beir"))
+    out = tmp_path / "out"
+    corpus = read_corpus(out / "corpus.jsonl")
+    queries = read_queries(out / "queries.jsonl")
+    assert list(corpus) == ["d1", "d2", "d3", "d4", "d5", "6"]
+    assert corpus["d5"]["title"] == "" and corpus["6"]["text"].startswith("Vaccines")
+    assert queries["q1"] == {"text": "what drug lowers a fever?"}
+    test = read_qrels(out / "qrels" / "test.tsv").qrels
+    assert test == {"q1": {"d1": 2, "d5": 1}, "q2": {"d3": 1}, "q3": {"d4": 1, "d99": 1}}
+    assert meta["warnings"] == {"qrels/test: documents not in the corpus": 1}
+    assert meta["counts"] == {"docs": 6, "queries": 4, "train_groups": 1, "qrels/test": 5, "qrels/train": 2}
+    assert [(g.query_id, g.positives, g.negatives) for g in read_train_groups(out / "train.jsonl")] == [("q4", ["6"], [])]
+    assert meta["sha256"] == {name: sha256(out / name) for name in
+                              ("corpus.jsonl", "qrels/test.tsv", "qrels/train.tsv", "queries.jsonl", "train.jsonl")}
+    assert read_json(out / "meta.json") == meta
+
+
+def test_beir_dir_mines_bm25_negatives_for_its_train_split(tmp_path: Path) -> None:
+    prepare("beir-dir", tmp_path / "out", path=str(FIXTURES / "beir"), negatives=2)
+    (group,) = read_train_groups(tmp_path / "out" / "train.jsonl")
+    assert len(group.negatives) == 2 and "6" not in group.negatives
+
+
+def test_prepare_replaces_an_old_folder_and_leaves_no_temporary(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "stale.txt").write_text("old")
+    prepare("beir-dir", tmp_path / "out", path=str(FIXTURES / "beir"))
+    assert not (tmp_path / "out" / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_failed_prepare_leaves_nothing(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES / "beir", raw)
+    with open(raw / "qrels" / "test.tsv", "a") as fh:
+        fh.write("q1\td2\n")
+    with pytest.raises(DataError) as err:
+        prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert (err.value.line, err.value.field) == (7, "score")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_missing_required_option_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        prepare("beir-dir", tmp_path / "out")
+    assert err.value.key == "path"
+
+
+def test_beir_download_url_is_the_documented_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert beir_dir.beir_url("scifact") == "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip"
+    calls = []
+
+    def fake_download(url: str, out_dir: str) -> str:
+        calls.append((url, out_dir))
+        return str(FIXTURES / "beir")
+
+    monkeypatch.setattr("beir.util.download_and_unzip", fake_download)
+    meta = prepare("beir", tmp_path / "out", name="scifact", cache=str(tmp_path / "cache"))
+    assert calls == [(beir_dir.beir_url("scifact"), str(tmp_path / "cache"))]
+    assert meta["source"]["dataset"] == "scifact" and meta["counts"]["docs"] == 6
+
+
+@pytest.mark.parametrize("name", ["cranfield", "cisi"])
+def test_beir_dir_on_the_shared_collections(tmp_path: Path, name: str) -> None:
+    raw = SHARED / name
+    if not raw.is_dir():
+        pytest.skip("../shared/data is absent")
+    meta = prepare("beir-dir", tmp_path / name, path=str(raw))
+    expected = read_qrels(raw / "qrels" / "test.tsv").qrels
+    assert read_qrels(tmp_path / name / "qrels" / "test.tsv").qrels == expected
+    assert meta["counts"]["docs"] == sum(1 for line in open(raw / "corpus.jsonl") if line.strip())
+    assert meta["counts"]["qrels/test"] == sum(len(d) for d in expected.values())
+
+
+@pytest.fixture
+def irds_ids() -> tuple[str, str]:
+    """Register a docs+train dataset and a test dataset over the native-format fixture files."""
+    f = FIXTURES / "irds"
+    train = Dataset(TsvDocs(LocalDownload(f / "docs.tsv")), TsvQueries(LocalDownload(f / "train-queries.tsv")),
+                    TrecQrels(LocalDownload(f / "train-qrels.trec"), {0: "not", 1: "yes", 2: "best"}),
+                    TsvDocPairs(LocalDownload(f / "train-docpairs.tsv")))
+    test = ir_datasets.create_dataset(queries_tsv=str(f / "test-queries.tsv"), qrels_trec=str(f / "test-qrels.trec"))
+    ids = ("lossboard-fixture/train", "lossboard-fixture/test")
+    for name, dataset in zip(ids, (train, test)):
+        if name not in ir_datasets.registry:
+            ir_datasets.registry.register(name, dataset)
+    return ids
+
+
+def test_irds_converts_docs_queries_qrels_and_docpairs(tmp_path: Path, irds_ids: tuple[str, str]) -> None:
+    train_id, test_id = irds_ids
+    meta = prepare("irds", tmp_path / "out", id=train_id, splits={"train": train_id, "test": test_id}, negatives=5)
+    out = tmp_path / "out"
+    assert list(read_corpus(out / "corpus.jsonl")) == ["p1", "p2", "p3", "p4", "p5", "p6"]
+    assert read_queries(out / "queries.jsonl")["e2"] == {"text": "biggest ocean"}
+    assert read_qrels(out / "qrels" / "train.tsv").qrels == {"t1": {"p1": 1}, "t2": {"p3": 2, "p4": 0}, "t3": {"p5": 1}}
+    assert meta["warnings"] == {"qrels/test: documents not in the corpus": 1}
+    groups = {g.query_id: g for g in read_train_groups(out / "train.jsonl")}
+    assert groups["t1"].negatives == ["p2", "p6"]  # the docpairs' second documents
+    assert groups["t2"].negatives == ["p4"] and groups["t2"].grade("p3") == 2  # no docpairs: its qrels judged 0
+    assert groups["t3"].negatives == ["p2"]
+
+
+def test_irds_uses_qrels_judged_zero_without_docpairs(tmp_path: Path) -> None:
+    f = FIXTURES / "irds"
+    name = "lossboard-fixture/nopairs"
+    if name not in ir_datasets.registry:
+        ir_datasets.registry.register(name, ir_datasets.create_dataset(
+            docs_tsv=str(f / "docs.tsv"), queries_tsv=str(f / "train-queries.tsv"),
+            qrels_trec=str(f / "train-qrels.trec")))
+    prepare("irds", tmp_path / "out", id=name, splits={"train": name})
+    groups = {g.query_id: g for g in read_train_groups(tmp_path / "out" / "train.jsonl")}
+    assert groups["t2"].negatives == ["p4"] and groups["t1"].negatives == []
+
+
+def test_irds_bm25_miner_and_bad_ids(tmp_path: Path, irds_ids: tuple[str, str]) -> None:
+    train_id, _ = irds_ids
+    prepare("irds", tmp_path / "out", id=train_id, splits={"train": train_id}, negatives=2, miner="bm25")
+    for group in read_train_groups(tmp_path / "out" / "train.jsonl"):
+        assert len(group.negatives) == 2 and not set(group.negatives) & set(group.positives)
+    with pytest.raises(ConfigError) as err:
+        prepare("irds", tmp_path / "bad", id="no-such/dataset")
+    assert err.value.key == "id"
+    with pytest.raises(ConfigError) as err:
+        prepare("irds", tmp_path / "bad", id=train_id, miner="dense?")
+    assert err.value.key == "miner"
+
+
+def test_dpr_qa_converts_train_json_and_qa_file(tmp_path: Path) -> None:
+    f = FIXTURES / "dpr"
+    meta = prepare("dpr-qa", tmp_path / "out", corpus=str(f / "psgs_w100.tsv"),
+                   json_splits={"train": str(f / "biencoder-train.json")}, qa_splits={"test": str(f / "test.qa.csv")},
+                   negatives=3)
+    out = tmp_path / "out"
+    corpus = read_corpus(out / "corpus.jsonl")
+    assert corpus["2"] == {"title": "Berlin", "text": 'Berlin is the capital of Germany; its "Museum Island" is famous.'}
+    queries = read_queries(out / "queries.jsonl")
+    assert queries["test-1"] == {"text": "which city is the capital of italy", "answers": ["Rome", "Roma"]}
+    assert queries["test-0"]["answers"] == ["Madrid"] and queries["train-2"]["answers"] == ["Michelangelo"]
+    assert read_qrels(out / "qrels" / "train.tsv").qrels == {"train-0": {"1": 1}, "train-1": {"2": 1}}
+    assert read_qrels(out / "qrels" / "test.tsv").qrels == {}
+    groups = read_train_groups(out / "train.jsonl")
+    assert [(g.query_id, g.positives, g.negatives) for g in groups] == [("train-0", ["1"], ["4", "6"]),
+                                                                       ("train-1", ["2"], ["5"])]
+    assert meta["warnings"] == {"train: contexts not in the corpus": 1, "train: questions without a positive passage": 1}
+    assert meta["source"]["answer_match_splits"] == ["test"]
+
+
+def test_dpr_reads_gzipped_files_and_names_published_urls(tmp_path: Path) -> None:
+    f = FIXTURES / "dpr"
+    for name in ("psgs_w100.tsv", "test.qa.csv"):
+        with gzip.open(tmp_path / f"{name}.gz", "wb") as fh:
+            fh.write((f / name).read_bytes())
+    assert len(list(dpr.read_passages(tmp_path / "psgs_w100.tsv.gz"))) == 6
+    assert dpr.read_qa(tmp_path / "test.qa.csv.gz") == dpr.read_qa(f / "test.qa.csv")
+    assert dpr.DPR_BASE + dpr.DPR_FILES["nq-test-qa"] == "https://dl.fbaipublicfiles.com/dpr/data/retriever/nq-test.qa.csv"
+    assert dpr.resolve(str(f / "test.qa.csv"), None) == f / "test.qa.csv"
+    with pytest.raises(ConfigError) as err:
+        dpr.resolve("nq-train", None)
+    assert err.value.key == "cache"
