@@ -5,7 +5,7 @@ scores a document d for a query q as
 ``Σ_{t∈q} idf(t) · tf(t,d)·(k1+1) / (tf(t,d) + k1·(1 − b + b·|d|/avgdl))`` with k1 = 1.5, b = 0.75
 (bm25s' Lucene variant). As in DPR (Karpukhin et al., EMNLP 2020), the hard negatives of a training
 query are highly ranked BM25 passages that are not judged relevant to it: the miner takes the
-top ``3 × negatives`` non-positive passages and draws ``negatives`` of them with a seeded
+top ``3 × negatives`` non-positive passages with a positive score and draws ``negatives`` of them with a seeded
 generator (RocketQA-style sampling, Qu et al., NAACL 2021), kept in BM25 rank order.
 """
 
@@ -73,10 +73,11 @@ def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None
                     show_progress=False)
     depth = min(len(doc_ids), POOL_FACTOR * negatives + max(len(judged[g.query_id]) for g in groups))
     tokens = bm25s.tokenize([queries[g.query_id]["text"] for g in groups], return_ids=False, show_progress=False)
-    ranked, _ = retriever.retrieve(tokens, k=depth, show_progress=False, n_threads=1)
+    ranked, scores = retriever.retrieve(tokens, k=depth, show_progress=False, n_threads=1)
     rng = random.Random(seed)
-    for group, row in zip(groups, ranked):
-        pool = [doc_ids[i] for i in row if doc_ids[i] not in judged[group.query_id]][: POOL_FACTOR * negatives]
+    for group, row, row_scores in zip(groups, ranked, scores):
+        pool = [doc_ids[i] for i, score in zip(row, row_scores)
+                if score > 0 and doc_ids[i] not in judged[group.query_id]][: POOL_FACTOR * negatives]
         keep = sorted(rng.sample(range(len(pool)), min(negatives, len(pool))))
         group.negatives = [pool[i] for i in keep]
     write_train_groups(out_train, groups)
