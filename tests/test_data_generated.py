@@ -70,9 +70,20 @@ def test_eval_queries_ask_about_entities_unseen_in_training(tmp_path: Path) -> N
     assert not titles("train") & titles("dev")
 
 
+@pytest.mark.parametrize("docs", [30, 47])
+def test_tiny_collections_still_have_every_split(tmp_path: Path, docs: int) -> None:
+    meta = prepare("generated", tmp_path / "gen", docs=docs, train_queries=20, dev_queries=5, test_queries=5)
+    assert all(meta["counts"][f"qrels/{split}"] > 0 for split in ("train", "dev", "test"))
+    assert meta["counts"]["docs"] == docs
+
+
 def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="documents"):
         prepare("generated", tmp_path / "gen", documents=10)
     assert not (tmp_path / "gen").exists()
     with pytest.raises(ConfigError, match="source"):
         prepare("nope", tmp_path / "gen")
+    with pytest.raises(ConfigError) as err:
+        prepare("generated", tmp_path / "gen", docs=20)
+    assert err.value.key == "docs"
+    assert not (tmp_path / "gen").exists()

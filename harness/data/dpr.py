@@ -33,7 +33,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from harness.data.format import Qrels, TrainGroup, write_corpus, write_qrels, write_queries, write_train_groups
+from harness.data.format import (
+    Qrels,
+    TrainGroup,
+    check_unicode,
+    write_corpus,
+    write_qrels,
+    write_queries,
+    write_train_groups,
+)
 from harness.errors import ConfigError, DataError
 from harness.io import atomic_path
 
@@ -180,6 +188,8 @@ def read_biencoder(path: str | Path) -> list[dict[str, Any]]:
         answers = item.get("answers", [])
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise DataError("expected a list of strings", path, field=f"{where}.answers")
+        for name, text in [("question", question), *(("answers", a) for a in answers)]:
+            check_unicode(text, path, None, f"{where}.{name}")
         lists = {name: _ctx_ids(item.get(name, []), path, f"{where}.{name}")
                  for name in ("positive_ctxs", "hard_negative_ctxs", "negative_ctxs")}
         records.append({"question": question, "answers": answers, "positives": lists["positive_ctxs"],
@@ -199,6 +209,7 @@ def _ctx_ids(ctxs: Any, path: Path, where: str) -> list[str]:
             value = str(value)
         if not isinstance(value, str) or not value.strip():
             raise DataError("expected a context with a passage_id", path, field=f"{where}[{index}]")
+        check_unicode(value, path, None, f"{where}[{index}]")
         ids.append(value.strip())
     return ids
 

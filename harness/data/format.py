@@ -44,6 +44,15 @@ class TrainGroup:
         return self.grades.get(doc_id, 1)
 
 
+def check_unicode(value: str, path: Path, lineno: int | None, name: str) -> None:
+    """Reject a string that cannot be written back as UTF-8 (a lone surrogate from a JSON escape)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError("not valid Unicode (a lone surrogate)", path, lineno, name) from None
+
+
 def _str_field(obj: dict[str, Any], name: str, path: Path, lineno: int, *, required: bool = True,
                allow_empty: bool = True) -> str:
     if name not in obj:
@@ -57,6 +66,7 @@ def _str_field(obj: dict[str, Any], name: str, path: Path, lineno: int, *, requi
         raise DataError(f"expected a string, got {type(value).__name__}", path, lineno, name)
     if not allow_empty and not value.strip():
         raise DataError("empty text", path, lineno, name)
+    check_unicode(value, path, lineno, name)
     return value
 
 
@@ -93,6 +103,8 @@ def read_queries(path: str | Path) -> dict[str, dict[str, Any]]:
             answers = obj["answers"]
             if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
                 raise DataError("expected a list of strings", path, lineno, "answers")
+            for answer in answers:
+                check_unicode(answer, path, lineno, "answers")
             record["answers"] = answers
         queries[qid] = record
     if not queries:
@@ -145,7 +157,7 @@ def read_qrels(path: str | Path, queries: dict[str, Any] | None = None,
                     raise DataError("empty value", path, lineno, name)
             try:
                 grade = int(float(score))
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
             if queries is not None and qid not in queries:
                 raise DataError(f"query id {qid!r} has no text in queries.jsonl", path, lineno, "query-id")
@@ -169,6 +181,8 @@ def read_train_groups(path: str | Path) -> list[TrainGroup]:
             value = obj.get(name)
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise DataError("expected a list of document ids", path, lineno, name)
+            for doc_id in value:
+                check_unicode(doc_id, path, lineno, name)
             lists[name] = value
         if not lists["positives"]:
             raise DataError("a training group needs at least one positive", path, lineno, "positives")

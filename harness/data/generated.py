@@ -185,86 +185,103 @@ def _capital(sentence: str) -> str:
     return sentence[0].upper() + sentence[1:]
 
 
-def generate(out: Path, seed: int = 13, docs: int = 3000, train_queries: int = 600, dev_queries: int = 100,
-             test_queries: int = 200, hard_negatives: int = 7, docs_per_entity: int = 10,
-             siblings: int = 5) -> dict[str, Any]:
-    """Write the generated collection into ``out``; return the source record for ``meta.json``."""
-    rng = random.Random(seed)
-    n_entities = max(docs // docs_per_entity, 3)
-    entities = _entities(rng, n_entities, siblings)
-    relations = {r.name: r for r in RELATIONS}
+@dataclass
+class _Passage:
+    entity: int
+    title: str
+    text: str
+    grades: dict[str, int]
+    """``{relation of the passage's entity: grade}``; the first key is the main sentence's."""
 
-    # passages: (title, text, {(entity index, relation): grade})
-    passages: list[tuple[str, str, dict[tuple[int, str], int]]] = []
+
+def _passages(rng: random.Random, entities: list[_Entity], docs: int) -> list[_Passage]:
+    """``docs`` passages, cycling over the entities; each one's main fact cycles over the entity's facts."""
+    relations = {r.name: r for r in RELATIONS}
+    passages = []
     for index in range(docs):
-        e = index % n_entities
+        e = index % len(entities)
         entity = entities[e]
         facts = list(entity.facts)
-        main = facts[(index // n_entities) % len(facts)]
-        grades = {(e, main): 3}
+        main = facts[(index // len(entities)) % len(facts)]
+        grades = {main: 3}
         sentences = [rng.choice(relations[main].states).format(E=entity.name, V=entity.facts[main])]
         for _ in range(rng.randint(1, 2)):
             other = rng.choice(facts)
             kind = rng.random()
-            if (e, other) in grades or kind < 0.25:
+            if other in grades or kind < 0.25:
                 sentences.append(rng.choice(FILLERS))
             elif kind < 0.7:
                 sentences.append(rng.choice(relations[other].states).format(E="it", V=entity.facts[other]))
-                grades[(e, other)] = 2
+                grades[other] = 2
             else:
                 sentences.append(rng.choice(relations[other].vague).format(E=entity.name))
-                grades[(e, other)] = 1
-        passages.append((_capital(entity.name), " ".join(_capital(s) for s in sentences), grades))
+                grades[other] = 1
+        passages.append(_Passage(e, _capital(entity.name), " ".join(_capital(s) for s in sentences), grades))
+    return passages
 
+
+def generate(out: Path, seed: int = 13, docs: int = 3000, train_queries: int = 600, dev_queries: int = 100,
+             test_queries: int = 200, hard_negatives: int = 7, docs_per_entity: int = 10,
+             siblings: int = 5) -> dict[str, Any]:
+    """Write the generated collection into ``out``; return the source record for ``meta.json``."""
+    if docs_per_entity < 1 or docs < 3 * docs_per_entity:
+        raise ConfigError("need at least 3 × docs_per_entity documents (one entity per split)", "docs")
+    rng = random.Random(seed)
+    n_entities = docs // docs_per_entity
+    entities = _entities(rng, n_entities, siblings)
+    relations = {r.name: r for r in RELATIONS}
+    passages = _passages(rng, entities, docs)
     order = list(range(docs))
     rng.shuffle(order)
-    doc_ids = {p: f"d{rank}" for rank, p in enumerate(order)}
-    relevant: dict[tuple[int, str], dict[str, int]] = {}
-    for p, (_, _, grades) in enumerate(passages):
-        for key, grade in grades.items():
-            relevant.setdefault(key, {})[doc_ids[p]] = grade
+    doc_ids = [""] * docs
+    for rank, p in enumerate(order):
+        doc_ids[p] = f"d{rank}"
+
+    relevant: dict[tuple[int, str], dict[str, int]] = {}  # (entity, relation) -> {doc id: grade}
     by_entity: dict[int, list[str]] = {}
-    by_relation: dict[str, list[str]] = {}
-    for p in range(docs):
-        e = p % n_entities
-        by_entity.setdefault(e, []).append(doc_ids[p])
-        main = next(iter(passages[p][2]))[1]
-        by_relation.setdefault(main, []).append(doc_ids[p])
-    by_stem: dict[str, list[int]] = {}
+    by_relation: dict[str, list[str]] = {}  # main relation -> doc ids
+    for p, passage in enumerate(passages):
+        for relation, grade in passage.grades.items():
+            relevant.setdefault((passage.entity, relation), {})[doc_ids[p]] = grade
+        by_entity.setdefault(passage.entity, []).append(doc_ids[p])
+        by_relation.setdefault(next(iter(passage.grades)), []).append(doc_ids[p])
+    family: dict[str, list[int]] = {}
     for e, entity in enumerate(entities):
-        by_stem.setdefault(entity.stem, []).append(e)
+        family.setdefault(entity.stem, []).append(e)
+
+    def negatives(e: int, relation: str, judged: dict[str, int]) -> list[str]:
+        """Two thirds from the entity's and its same-name siblings' passages, the rest stating the relation."""
+        own_first = [e] + [other for other in family[entities[e].stem] if other != e]
+        pool = [d for sibling in own_first for d in by_entity.get(sibling, []) if d not in judged]
+        rng.shuffle(pool)
+        same = by_relation.get(relation, [])
+        extra = [d for d in rng.sample(same, min(len(same), 4 * hard_negatives)) if d not in judged and d not in pool]
+        return (pool[: hard_negatives - hard_negatives // 3] + extra)[:hard_negatives]
 
     quotas = {"train": train_queries, "dev": dev_queries, "test": test_queries}
-    total = sum(quotas.values())
     entity_order = list(range(n_entities))
     rng.shuffle(entity_order)
+    total = sum(quotas.values())
+    n_train = min(max(1, round(n_entities * train_queries / total)), n_entities - 2)
+    n_dev = min(max(1, round(n_entities * dev_queries / total)), n_entities - n_train - 1)
+    shares = [entity_order[:n_train], entity_order[n_train: n_train + n_dev], entity_order[n_train + n_dev:]]
     queries: list[tuple[str, str, None]] = []
     qrels: dict[str, dict[str, dict[str, int]]] = {split: {} for split in quotas}
     groups: list[TrainGroup] = []
-    start = 0
-    for split, quota in quotas.items():
-        share = entity_order[start: start + round(n_entities * quota / total)] if split != "test" else entity_order[start:]
-        start += len(share)
+    for (split, quota), share in zip(quotas.items(), shares):
         candidates = [(e, r) for e in share for r in entities[e].facts
-                      if any(g >= 2 for g in relevant.get((e, r), {}).values())]
+                      if max(relevant.get((e, r), {}).values(), default=0) >= 2]
         for e, r in sorted(rng.sample(candidates, min(quota, len(candidates)))):
             qid = f"q{len(queries)}"
             text = rng.choice(relations[r].asks).format(E=entities[e].alias(rng))
             queries.append((qid, text + ("?" if rng.random() < 0.5 else ""), None))
-            judged = relevant[(e, r)]
-            qrels[split][qid] = dict(sorted(judged.items(), key=lambda kv: (-kv[1], kv[0])))
+            judged = dict(sorted(relevant[(e, r)].items(), key=lambda kv: (-kv[1], kv[0])))
+            qrels[split][qid] = judged
             if split == "train":
-                positives = [d for d, g in qrels[split][qid].items() if g >= 2]
-                pool = [d for d in by_entity[e] if d not in judged]
-                for sibling in by_stem[entities[e].stem]:
-                    pool += [d for d in by_entity[sibling] if sibling != e and d not in judged]
-                rng.shuffle(pool)
-                extra = [d for d in rng.sample(by_relation[r], min(len(by_relation[r]), 4 * hard_negatives))
-                         if d not in judged and d not in pool]
-                negatives = (pool[: hard_negatives - hard_negatives // 3] + extra)[:hard_negatives]
-                groups.append(TrainGroup(qid, positives, negatives, {d: qrels[split][qid][d] for d in positives}))
+                positives = [d for d, g in judged.items() if g >= 2]
+                groups.append(TrainGroup(qid, positives, negatives(e, r, judged), {d: judged[d] for d in positives}))
 
-    write_corpus(out / "corpus.jsonl", ((doc_ids[p], passages[p][0], passages[p][1]) for p in order))
+    write_corpus(out / "corpus.jsonl", ((doc_ids[p], passages[p].title, passages[p].text) for p in order))
     write_queries(out / "queries.jsonl", queries)
     for split, split_qrels in qrels.items():
         write_qrels(out / "qrels" / f"{split}.tsv", split_qrels)

@@ -65,6 +65,8 @@ def convert(out: Path, id: str, splits: dict[str, str] | None = None, negatives:
     for split, split_id in splits.items():
         dataset = _load(split_id, f"splits.{split}")
         where = f"ir_datasets:{split_id}"
+        if not dataset.has_queries():
+            raise ConfigError(f"ir_datasets id {split_id!r} has no queries", f"splits.{split}")
         for index, query in enumerate(dataset.queries_iter(), start=1):
             text = query.default_text()
             if not text.strip():
@@ -75,7 +77,7 @@ def convert(out: Path, id: str, splits: dict[str, str] | None = None, negatives:
                 raise DataError(f"query id {query.query_id!r} has two different texts", where, index, "query_id")
         qrels[split] = {}
         unknown = 0
-        for index, qrel in enumerate(dataset.qrels_iter(), start=1):
+        for index, qrel in enumerate(dataset.qrels_iter() if dataset.has_qrels() else [], start=1):
             if qrel.query_id not in queries:
                 raise DataError(f"query id {qrel.query_id!r} has no text", where, index, "query_id")
             unknown += qrel.doc_id not in doc_ids
@@ -94,7 +96,8 @@ def convert(out: Path, id: str, splits: dict[str, str] | None = None, negatives:
         for group in groups:
             judged = qrels["train"][group.query_id]
             given = pairs.get(group.query_id) or [d for d, grade in judged.items() if grade == 0]
-            group.negatives = list(dict.fromkeys(d for d in given if d in doc_ids and judged.get(d, 0) <= 0))[:negatives]
+            usable = (d for d in given if d in doc_ids and judged.get(d, 0) <= 0)
+            group.negatives = list(dict.fromkeys(usable))[:negatives]
         write_train_groups(out / "train.jsonl", groups)
         if miner == "bm25":
             mine_bm25(out, out / "train.jsonl", negatives, seed)

@@ -1,0 +1,134 @@
+"""Bad input to ``prepare``: one clear DataError naming file, line and field, and nothing left behind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import ir_datasets
+import pytest
+
+from harness.data import dpr
+from harness.data.prepare import prepare
+from harness.errors import DataError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "data"
+
+
+def _raw(tmp_path: Path) -> Path:
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES / "beir", raw)
+    return raw
+
+
+def _replace_line(path: Path, lineno: int, content: bytes) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[lineno - 1] = content + b"\n"
+    path.write_bytes(b"".join(lines))
+
+
+# (file, line to replace, new content, expected line, field, message fragment)
+CASES = {
+    "malformed JSONL": ("corpus.jsonl", 3, b'{"_id": "d3", "text": "unterminated', 3, None, "invalid JSON"),
+    "not an object": ("queries.jsonl", 2, b'["q2", "who discovered penicillin"]', 2, None, "JSON object"),
+    "duplicate doc id": ("corpus.jsonl", 4, b'{"_id": "d1", "text": "again"}', 4, "_id", "duplicate document id"),
+    "duplicate query id": ("queries.jsonl", 3, b'{"_id": "q1", "text": "again"}', 3, "_id", "duplicate query id"),
+    "empty query text": ("queries.jsonl", 2, b'{"_id": "q2", "text": "  "}', 2, "text", "empty text"),
+    "missing query text": ("queries.jsonl", 2, b'{"_id": "q2"}', 2, "text", "missing field"),
+    "non-UTF-8 byte": ("corpus.jsonl", 2, b'{"_id": "d2", "text": "caf\xe9"}', 2, None, "UTF-8"),
+    "qrels missing column": ("qrels/test.tsv", 3, b"q1\td5", 3, "score", "3 tab-separated columns"),
+    "qrels missing doc id": ("qrels/test.tsv", 3, b"q1\t\t1", 3, "corpus-id", "empty value"),
+    "qrels bad score": ("qrels/test.tsv", 3, b"q1\td5\thigh", 3, "score", "not a number"),
+    "qrels query without text": ("qrels/test.tsv", 3, b"q7\td5\t1", 3, "query-id", "no text"),
+    "qrels non-UTF-8": ("qrels/test.tsv", 4, b"q2\td3\xff\t1", 4, None, "UTF-8"),
+    "qrels infinite score": ("qrels/test.tsv", 4, b"q2\td3\tinf", 4, "score", "not a number"),
+    "lone surrogate": ("corpus.jsonl", 2, b'{"_id": "d2", "text": "half a pair \\ud83d"}', 2, "text", "lone surrogate"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_beir_folder_gives_one_clear_error(tmp_path: Path, case: str) -> None:
+    name, lineno, content, line, field, fragment = CASES[case]
+    raw = _raw(tmp_path)
+    _replace_line(raw / name, lineno, content)
+    with pytest.raises(DataError, match=fragment) as err:
+        prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert (Path(err.value.path), err.value.line, err.value.field) == (raw / name, line, field)
+    assert str(raw / name) in str(err.value) and f"line {line}" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_empty_corpus(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    (raw / "corpus.jsonl").write_text("\n")
+    with pytest.raises(DataError, match="corpus is empty") as err:
+        prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert Path(err.value.path) == raw / "corpus.jsonl"
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_doc_in_qrels_is_a_counted_warning(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    with open(raw / "qrels" / "test.tsv", "a") as fh:
+        fh.write("q2\tnowhere\t1\nq3\tnowhere\t1\n")
+    meta = prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert meta["warnings"] == {"qrels/test: documents not in the corpus": 3}
+    assert meta["counts"]["qrels/test"] == 7
+
+
+DPR_CASES = {
+    "passage with two columns": ("psgs_w100.tsv", 3, b"2\tBerlin is the capital of Germany.", 3, "title"),
+    "passage duplicate id": ("psgs_w100.tsv", 4, b"1\tMadrid.\tMadrid", 4, "id"),
+    "passage non-UTF-8": ("psgs_w100.tsv", 5, b"4\tLyon \xc3(\tLyon", 5, None),
+    "qa answers not a list": ("test.qa.csv", 2, b"capital of italy\tRome", 2, "answers"),
+    "qa answers not strings": ("test.qa.csv", 1, b"capital of spain\t[1, 2]", 1, "answers"),
+    "qa answers are code": ("test.qa.csv", 1, b"capital of spain\t__import__('os').getcwd()", 1, "answers"),
+    "qa empty question": ("test.qa.csv", 1, b" \t['Madrid']", 1, "question"),
+}
+
+
+@pytest.mark.parametrize("case", list(DPR_CASES))
+def test_bad_dpr_files_give_one_clear_error(tmp_path: Path, case: str) -> None:
+    name, lineno, content, line, field = DPR_CASES[case]
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES / "dpr", raw)
+    _replace_line(raw / name, lineno, content)
+    with pytest.raises(DataError) as err:
+        prepare("dpr-qa", tmp_path / "out", corpus=str(raw / "psgs_w100.tsv"),
+                qa_splits={"test": str(raw / "test.qa.csv")})
+    assert (Path(err.value.path), err.value.line, err.value.field) == (raw / name, line, field)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ('[{"answers": ["Paris"], "positive_ctxs": []}]', "[0].question"),
+    ('[{"question": "q", "positive_ctxs": [{"title": "Paris"}]}]', "[0].positive_ctxs[0]"),
+    ('[{"question": "q", "answers": "Paris"}]', "[0].answers"),
+    ('[{"question": "q"}, 3]', "[1]"),
+])
+def test_bad_dpr_json_names_the_record_and_field(tmp_path: Path, text: str, field: str) -> None:
+    (tmp_path / "train.json").write_text(text)
+    with pytest.raises(DataError) as err:
+        dpr.read_biencoder(tmp_path / "train.json")
+    assert err.value.field == field
+
+
+def test_irds_empty_query_text(tmp_path: Path) -> None:
+    (tmp_path / "queries.tsv").write_text("t1\tlongest river\nt2\t \n")
+    name = "lossboard-fixture/empty-query"
+    if name not in ir_datasets.registry:
+        ir_datasets.registry.register(name, ir_datasets.create_dataset(
+            docs_tsv=str(FIXTURES / "irds" / "docs.tsv"), queries_tsv=str(tmp_path / "queries.tsv")))
+    with pytest.raises(DataError) as err:
+        prepare("irds", tmp_path / "out", id=name, splits={"test": name})
+    assert (err.value.path, err.value.line, err.value.field) == (f"ir_datasets:{name}", 2, "text")
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="harness/io.py iter_jsonl lets json's RecursionError through (fix requested)")
+def test_deeply_nested_json_line(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    _replace_line(raw / "queries.jsonl", 2, b"[" * 100_000)
+    with pytest.raises(DataError) as err:
+        prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert (err.value.line, err.value.field) == (2, None)
