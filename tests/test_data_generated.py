@@ -86,4 +86,9 @@ def test_unknown_option_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         prepare("generated", tmp_path / "gen", docs=20)
     assert err.value.key == "docs"
+    with pytest.raises(ConfigError, match="expected int, got str") as err:
+        prepare("generated", tmp_path / "gen", seed="13")
+    assert err.value.key == "seed"
+    with pytest.raises(ConfigError, match="expected int, got bool"):
+        prepare("generated", tmp_path / "gen", hard_negatives=True)
     assert not (tmp_path / "gen").exists()

@@ -151,6 +151,9 @@ def test_irds_bm25_miner_and_bad_ids(tmp_path: Path, irds_ids: tuple[str, str]) 
     with pytest.raises(ConfigError) as err:
         prepare("irds", tmp_path / "bad", id=train_id, miner="dense?")
     assert err.value.key == "miner"
+    with pytest.raises(ConfigError, match="dict") as err:
+        prepare("irds", tmp_path / "bad", id=train_id, splits=[train_id])
+    assert err.value.key == "splits"
 
 
 def test_dpr_qa_converts_train_json_and_qa_file(tmp_path: Path) -> None:

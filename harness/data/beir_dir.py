@@ -60,7 +60,16 @@ def convert(out: Path, path: str | Path, negatives: int = 0, seed: int = 13) -> 
     for split, split_qrels in qrels.items():
         write_qrels(out / "qrels" / f"{split}.tsv", split_qrels)
     if (raw / "train.jsonl").exists():
-        write_train_groups(out / "train.jsonl", read_train_groups(raw / "train.jsonl"))
+        groups = read_train_groups(raw / "train.jsonl")
+        for group in groups:
+            if group.query_id not in queries:
+                raise DataError(f"training query {group.query_id!r} has no text", raw / "train.jsonl", field="query_id")
+            for name in ("positives", "negatives"):
+                missing = [d for d in getattr(group, name) if d not in corpus]
+                if missing:
+                    raise DataError(f"query {group.query_id!r}: document {missing[0]!r} is not in the corpus",
+                                    raw / "train.jsonl", field=name)
+        write_train_groups(out / "train.jsonl", groups)
     elif "train" in qrels:
         groups = train_groups(qrels["train"])
         if groups:

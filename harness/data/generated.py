@@ -222,8 +222,9 @@ def _passages(rng: random.Random, entities: list[_Entity], docs: int) -> list[_P
 
 def generate(out: Path, seed: int = 13, docs: int = 3000, train_queries: int = 600, dev_queries: int = 100,
              test_queries: int = 200, hard_negatives: int = 7, docs_per_entity: int = 10,
-             siblings: int = 5) -> dict[str, Any]:
-    """Write the generated collection into ``out``; return the source record for ``meta.json``."""
+             siblings: int = 5) -> tuple[dict[str, Any], dict[str, int]]:
+    """Write the generated collection into ``out``; return the source record for ``meta.json`` and
+    its warnings (none)."""
     if docs_per_entity < 1 or docs < 3 * docs_per_entity:
         raise ConfigError("need at least 3 × docs_per_entity documents (one entity per split)", "docs")
     rng = random.Random(seed)
@@ -288,4 +289,4 @@ def generate(out: Path, seed: int = 13, docs: int = 3000, train_queries: int = 6
     write_train_groups(out / "train.jsonl", groups)
     return {"name": "generated", "seed": seed, "docs": docs, "train_queries": train_queries,
             "dev_queries": dev_queries, "test_queries": test_queries, "hard_negatives": hard_negatives,
-            "docs_per_entity": docs_per_entity, "siblings": siblings}
+            "docs_per_entity": docs_per_entity, "siblings": siblings}, {}

@@ -12,6 +12,8 @@ import inspect
 import os
 import shutil
 import tempfile
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,14 +25,8 @@ from harness.errors import ConfigError
 Source = Callable[..., tuple[dict[str, Any], dict[str, int]]]
 
 
-def _generated(out: Path, **options: Any) -> tuple[dict[str, Any], dict[str, int]]:
-    return generated.generate(out, **options), {}
-
-
-_generated.__signature__ = inspect.signature(generated.generate)  # type: ignore[attr-defined]
-
 SOURCES: dict[str, Source] = {
-    "generated": _generated,
+    "generated": generated.generate,
     "beir-dir": beir_dir.convert,
     "beir": beir_dir.download,
     "irds": irds.convert,
@@ -47,6 +43,25 @@ def _check_options(name: str, source: Source, options: dict[str, Any]) -> None:
     for key, param in params.items():
         if param.default is inspect.Parameter.empty and key not in options:
             raise ConfigError(f"source {name!r} needs this option", key)
+    hints = typing.get_type_hints(source)
+    for key, value in options.items():
+        if not _matches(value, hints[key]):
+            expected = getattr(hints[key], "__name__", str(hints[key]))
+            raise ConfigError(f"expected {expected}, got {type(value).__name__} {value!r}", key)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits the type hint ``hint`` (outer types only; a bool is not an int)."""
+    if hint is Any:
+        return True
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    cls = typing.get_origin(hint) or hint
+    if cls is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, cls)
 
 
 def prepare(source: str, out: str | Path, **options: Any) -> dict[str, Any]:
