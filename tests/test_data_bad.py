@@ -132,3 +132,18 @@ def test_deeply_nested_json_line(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         prepare("beir-dir", tmp_path / "out", path=str(raw))
     assert (err.value.line, err.value.field) == (2, None)
+
+
+def test_ready_train_groups_must_name_known_queries_and_documents(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    (raw / "train.jsonl").write_text('{"query_id": "q4", "positives": ["6"], "negatives": ["d2"]}\n')
+    meta = prepare("beir-dir", tmp_path / "ok", path=str(raw))
+    assert meta["counts"]["train_groups"] == 1
+    (raw / "train.jsonl").write_text('{"query_id": "q4", "positives": ["6"], "negatives": ["gone"]}\n')
+    with pytest.raises(DataError, match="'gone' is not in the corpus") as err:
+        prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert (Path(err.value.path), err.value.field) == (raw / "train.jsonl", "negatives")
+    (raw / "train.jsonl").write_text('{"query_id": "q9", "positives": ["6"], "negatives": []}\n')
+    with pytest.raises(DataError, match="no text") as err:
+        prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert err.value.field == "query_id"
