@@ -86,13 +86,17 @@ def check(config: dict[str, Any]) -> None:
     datasets = config["datasets"]
     for name, spec in datasets.items():
         metrics_for(spec["family"], spec.get("metrics"))
-    for section in ("train_sets", "eval_sets"):
-        for name, spec in config[section].items():
-            if name not in datasets:
-                raise ConfigError(f"names dataset {name!r}, which is not under 'datasets'", key=f"{section}.{name}")
-            corpus = (spec or {}).get("corpus")
-            if corpus is not None and corpus not in datasets:
-                raise ConfigError(f"corpus {corpus!r} is not under 'datasets'", key=f"{section}.{name}.corpus")
+    for name in config["train_sets"]:
+        if name not in datasets:
+            raise ConfigError(f"names dataset {name!r}, which is not under 'datasets'", key=f"train_sets.{name}")
+    for name, spec in config["eval_sets"].items():
+        for field in ("dataset", "corpus"):
+            dataset = spec.get(field, name)
+            if dataset not in datasets:
+                raise ConfigError(f"names dataset {dataset!r}, which is not under 'datasets'",
+                                  key=f"eval_sets.{name}" + (f".{field}" if field in spec else ""))
+        if "family" in spec:
+            metrics_for(spec["family"], datasets[spec.get("dataset", name)].get("metrics"))
     for label, params in (config.get("losses") or {}).items():
         params = dict(params or {})
         name = params.pop("loss", label)
@@ -126,9 +130,16 @@ class Grid:
         self.shards = int(config["encode"]["shards"])
 
     # -- names ----------------------------------------------------------------------------------
+    def dataset_of(self, eval_set: str) -> str:
+        """The dataset an eval set evaluates (several eval sets may be splits of one dataset)."""
+        return self.eval_sets[eval_set].get("dataset", eval_set)
+
     def corpus_of(self, eval_set: str) -> str:
         """The dataset whose corpus an eval set searches (eval sets may share one corpus)."""
-        return (self.eval_sets[eval_set] or {}).get("corpus") or eval_set
+        return self.eval_sets[eval_set].get("corpus") or self.dataset_of(eval_set)
+
+    def family_of(self, eval_set: str) -> str:
+        return self.eval_sets[eval_set].get("family") or self.datasets[self.dataset_of(eval_set)]["family"]
 
     def teacher_name(self) -> str:
         teacher = self.config["teacher"]

@@ -41,7 +41,7 @@ from harness import provenance
 from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
-from harness.losses import get_loss
+from harness.losses import REGISTRY, get_loss
 from harness.models import BiEncoder, load_model
 
 RESUME_FILE = "resume.pt"
@@ -219,6 +219,11 @@ def _split_tensor(t: torch.Tensor, chunk: int) -> list[torch.Tensor]:
     return list(t.split(chunk))
 
 
+def seeded(loss: str) -> bool:
+    """Whether a registered loss takes a ``seed`` (it draws at random)."""
+    return loss in REGISTRY and "seed" in REGISTRY[loss].params
+
+
 class Trainer:
     """Runs :class:`TrainArgs` to a checkpoint folder, resuming where a stopped run left off."""
 
@@ -229,7 +234,7 @@ class Trainer:
         self.corpus = read_corpus(root / "corpus.jsonl")
         self.queries = read_queries(root / "queries.jsonl")
         groups = read_train_groups(root / "train.jsonl")
-        self.loss_fn = get_loss(args.loss, **args.loss_params)
+        self.loss_fn = get_loss(args.loss, **self._loss_params())
         teacher = None
         if getattr(self.loss_fn, "needs_teacher", False):
             if args.teacher is None:
@@ -255,6 +260,13 @@ class Trainer:
         self.log: list[dict[str, Any]] = []
         self.stop_requested = False
 
+    def _loss_params(self) -> dict[str, Any]:
+        """The configured loss parameters; a loss that draws at random is seeded with the run's seed."""
+        params = dict(self.args.loss_params)
+        if seeded(self.args.loss) and "seed" not in params:
+            params["seed"] = self.args.seed
+        return params
+
     def _checked(self, groups: list[TrainGroup], root: Path) -> list[TrainGroup]:
         path = root / "train.jsonl"
         for lineno, g in enumerate(groups, start=1):
@@ -274,7 +286,8 @@ class Trainer:
         path = self._resume_file()
         if path is None:
             return
-        state = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"step": self.step, "model": self.model.state_dict(), "loss": self.loss_fn.state_dict(),
+                 "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": RandomState().__dict__, "log": self.log,
                  "args": self.args.to_dict()}
         with atomic_path(path) as tmp:
@@ -289,6 +302,7 @@ class Trainer:
             raise ConfigError(f"{path} was written by a run with other arguments; delete it to start over",
                               key="resume_dir")
         self.model.load_state_dict(state["model"])
+        self.loss_fn.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["cpu"].cpu())

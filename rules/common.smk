@@ -86,7 +86,8 @@ def run_info(w):
             "checkpoint": None if w.train == ZERO_SHOT else model_of(w).removeprefix(f"{R}/"),
             "config": {
                 "model": config["models"][w.model],
-                "dataset": GRID.datasets[w.eval],
+                "dataset": GRID.datasets[GRID.dataset_of(w.eval)],
+                "eval_set": GRID.eval_sets[w.eval],
                 "train": train_cfg,
                 "loss": None if loss is None else {"name": loss.name, "params": loss.params},
             },

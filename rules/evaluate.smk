@@ -33,7 +33,7 @@ rule encode:
 
 rule evaluate:
     input:
-        meta=f"{R}/data/{{eval}}/meta.json",
+        meta=lambda w: f"{GRID.data(GRID.dataset_of(w.eval))}/meta.json",
         shards=lambda w: GRID.shard_files(w.model, w.train, w.loss, w.seed, GRID.corpus_of(w.eval)),
         model=model_input,
     output:
@@ -43,12 +43,12 @@ rule evaluate:
     params:
         model=model_of,
         settings=settings_of,
-        folder=lambda w: GRID.data(w.eval),
+        folder=lambda w: GRID.data(GRID.dataset_of(w.eval)),
         corpus=lambda w: GRID.data(GRID.corpus_of(w.eval)),
         embeddings=lambda w, input: os.path.dirname(input.shards[0]),
         split=lambda w: GRID.eval_sets[w.eval]["split"],
-        family=lambda w: GRID.datasets[w.eval]["family"],
-        metrics=lambda w: " ".join(GRID.datasets[w.eval]["metrics"]),
+        family=lambda w: GRID.family_of(w.eval),
+        metrics=lambda w: " ".join(GRID.datasets[GRID.dataset_of(w.eval)]["metrics"]),
         index=config["encode"]["index"],
         info=run_info,
         out=lambda w, output: os.path.dirname(output.metrics),

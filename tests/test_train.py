@@ -122,7 +122,7 @@ def test_non_finite_loss_names_the_step(tiny_dataset: Path, tmp_path: Path) -> N
 
 def test_sigterm_then_rerun_resumes_and_matches_uninterrupted(tiny_dataset: Path, tmp_path: Path) -> None:
     steps = 40
-    reference = _weights(train(_args(tiny_dataset, tmp_path / "ref", max_steps=steps, batch_size=4,
+    reference = _weights(train(_args(tiny_dataset, tmp_path / "ref", max_steps=steps, batch_size=4, epochs=5,
                                      checkpoint_every=2)))
 
     out, resume = tmp_path / "ckpt", tmp_path / "resume"
@@ -132,19 +132,21 @@ def test_sigterm_then_rerun_resumes_and_matches_uninterrupted(tiny_dataset: Path
                                     "max_steps": steps, "learning_rate": 1e-3, "checkpoint_every": 2}),
            "--resume-dir", str(resume), "--out", str(out)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    log = resume / "resume.pt"
+    state_file = resume / "resume.pt"
     deadline = time.time() + 120
-    while not log.exists() and time.time() < deadline and proc.poll() is None:
+    while not state_file.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     assert "stopped by SIGTERM" in err
     assert not out.exists()
-    state = torch.load(log, weights_only=False)
+    state = torch.load(state_file, weights_only=False)
     assert 0 < state["step"] < steps
 
     subprocess.run(cmd, check=True, capture_output=True)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, steps + 1))
     resumed = _weights(out)
     for name in reference:
         np.testing.assert_array_equal(reference[name], resumed[name])
