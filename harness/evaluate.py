@@ -15,7 +15,7 @@ import numpy as np
 
 from harness import provenance
 from harness.answer_match import answer_hits
-from harness.data.format import read_corpus, read_qrels, read_queries
+from harness.data.format import read_corpus, read_qrels, read_queries, split_query_ids
 from harness.errors import DataError
 from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
@@ -44,9 +44,9 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     queries = read_queries(dataset / "queries.jsonl")
     qrels_path = dataset / "qrels" / f"{split}.tsv"
     qrels = read_qrels(qrels_path, queries, corpus).qrels
-    query_ids = list(qrels)
+    query_ids = split_query_ids(dataset, split, queries, qrels)
     if not query_ids:
-        raise DataError(f"split {split!r} has no judged queries", qrels_path)
+        raise DataError(f"split {split!r} has no judged queries and is not an answer-match split", qrels_path)
 
     encoder = load_model(model, settings)
     if embeddings is not None:
@@ -60,8 +60,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
 
     level = positive_level(family)
     doc_row = {d: i for i, d in enumerate(doc_ids)}
-    pos_rows = [np.array([doc_row[d] for d, g in qrels[q].items() if g >= level and d in doc_row], dtype=np.int64)
-                for q in query_ids]
+    pos_rows = [np.array([doc_row[d] for d, g in qrels.get(q, {}).items() if g >= level and d in doc_row],
+                         dtype=np.int64) for q in query_ids]
     pair_q = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(pos_rows)])
     flat = pair_scores(query_emb, np.asarray(doc_emb, dtype=np.float32), pair_q, np.concatenate(pos_rows))
     positive_scores = np.split(flat, np.cumsum([len(r) for r in pos_rows])[:-1])

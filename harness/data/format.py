@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
-from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
+from harness.io import atomic_path, iter_jsonl, read_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -259,3 +259,16 @@ def _count_lines(path: Path) -> int:
 def splits(root: str | Path) -> list[str]:
     """The qrels splits a prepared folder has (``test``, ``dev``, ...)."""
     return sorted(p.stem for p in (Path(root) / "qrels").glob("*.tsv"))
+
+
+def split_query_ids(root: str | Path, split: str, queries: dict[str, dict[str, Any]], qrels: Qrels) -> list[str]:
+    """The queries of a split: those its qrels judge, or, for a split evaluated by answer match
+    (listed under ``answer_match_splits`` in ``meta.json``, qrels empty), those whose id starts with
+    ``<split>-`` and that have answers."""
+    if qrels:
+        return list(qrels)
+    meta = Path(root) / "meta.json"
+    source = read_json(meta).get("source", {}) if meta.exists() else {}
+    if split not in source.get("answer_match_splits", []):
+        return []
+    return [q for q, record in queries.items() if q.startswith(f"{split}-") and record.get("answers")]
