@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# The quickstart grid unless a config is given (`--configfile config/paper.yaml`): a given config
+# replaces it rather than being merged into it.
+if not config:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "rules/common.smk"

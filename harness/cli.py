@@ -48,7 +48,8 @@ def cmd_teacher(a: argparse.Namespace) -> None:
     from harness.models.teacher import run_teacher
 
     _threads(a.threads)
-    kept = run_teacher(a.kind, a.model, Path(a.dataset), Path(a.out), a.settings, a.batch_size)
+    kept = run_teacher(a.kind, a.model, Path(a.dataset), Path(a.out), Path(a.groups) if a.groups else None,
+                       a.settings, a.batch_size)
     log.info("teacher scores for %d queries -> %s", kept, a.out)
 
 
@@ -58,16 +59,23 @@ def cmd_train(a: argparse.Namespace) -> None:
     _threads(a.threads)
     options = dict(a.options)
     fields = set(TrainArgs.__dataclass_fields__) - {"model", "dataset", "loss", "out", "loss_params",
-                                                     "model_settings", "seed", "teacher", "resume_dir"}
+                                                     "model_settings", "seed", "teacher", "groups", "resume_dir"}
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}", key="--options")
     args = TrainArgs(model=a.model, dataset=Path(a.dataset), loss=a.loss, out=Path(a.out),
                      loss_params=a.loss_params, model_settings=a.settings, seed=a.seed,
-                     teacher=Path(a.teacher) if a.teacher else None,
+                     teacher=Path(a.teacher) if a.teacher else None, groups=Path(a.groups) if a.groups else None,
                      resume_dir=Path(a.resume_dir) if a.resume_dir else None, **options)
     out = train(args)
     log.info("checkpoint -> %s", out)
+
+
+def cmd_mine(a: argparse.Namespace) -> None:
+    from harness.data.mining import mine_bm25
+
+    mine_bm25(Path(a.dataset), Path(a.out), a.negatives, a.seed)
+    log.info("%s negatives -> %s", a.miner, a.out)
 
 
 def cmd_encode(a: argparse.Namespace) -> None:
@@ -124,8 +132,17 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--settings", type=_json, default={}, help="encoder settings as JSON (base models only)")
         s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
 
+    s = sub.add_parser("mine", help="mine hard negatives for a dataset's training groups")
+    s.add_argument("--miner", choices=["bm25"], default="bm25")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--negatives", type=int, default=30)
+    s.add_argument("--seed", type=int, default=13)
+    s.add_argument("--out", required=True, help="training groups (JSON Lines) with the mined negatives")
+    s.set_defaults(run=cmd_mine)
+
     s = sub.add_parser("teacher", help="score training lists with a teacher (CADET rescaling)")
     model_args(s)
+    s.add_argument("--groups", help="training groups to score (default: the dataset's train.jsonl)")
     s.add_argument("--kind", choices=["bi-encoder", "cross-encoder"], default="bi-encoder")
     s.add_argument("--dataset", required=True)
     s.add_argument("--batch-size", type=int, default=64)
@@ -140,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--options", type=_json, default={}, help="training hyper-parameters as JSON")
     s.add_argument("--teacher", help="teacher scores (JSON Lines) for distillation losses")
+    s.add_argument("--groups", help="training groups (default: the dataset's train.jsonl)")
     s.add_argument("--resume-dir", help="where resume checkpoints are kept between attempts")
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_train)

@@ -91,7 +91,7 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"names dataset {name!r}, which is not under 'datasets'", key=f"train_sets.{name}")
     for name, spec in config["eval_sets"].items():
         for field in ("dataset", "corpus"):
-            dataset = spec.get(field, name)
+            dataset = spec.get(field, spec.get("dataset", name))
             if dataset not in datasets:
                 raise ConfigError(f"names dataset {dataset!r}, which is not under 'datasets'",
                                   key=f"eval_sets.{name}" + (f".{field}" if field in spec else ""))
@@ -127,7 +127,6 @@ class Grid:
         self.eval_sets: dict[str, Any] = config["eval_sets"]
         self.losses = loss_entries(config)
         self.seeds: list[int] = list(config["seeds"])
-        self.shards = int(config["encode"]["shards"])
 
     # -- names ----------------------------------------------------------------------------------
     def dataset_of(self, eval_set: str) -> str:
@@ -163,6 +162,8 @@ class Grid:
             "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets})),
             "seed": r"\d+",
             "shard": r"\d+",
+            "shards": r"\d+",
+            "miner": "bm25",
             "teacher": re.escape(self.teacher_name()),
         }
 
@@ -176,9 +177,22 @@ class Grid:
     def run(self, model: str, train: str, loss: str, seed: int | str, eval_set: str) -> str:
         return f"{self.results}/runs/{model}/{train}/{loss}/seed{seed}/{eval_set}"
 
+    def shards_of(self, corpus: str) -> int:
+        return int(self.datasets[corpus].get("shards", self.config["encode"]["shards"]))
+
     def shard_files(self, model: str, train: str, loss: str, seed: int | str, corpus: str) -> list[str]:
         base = f"{self.results}/embeddings/{model}/{train}/{loss}/seed{seed}/{corpus}"
-        return [f"{base}/shard-{i:03d}-of-{self.shards:03d}.npy" for i in range(self.shards)]
+        n = self.shards_of(corpus)
+        return [f"{base}/shard-{i:03d}-of-{n:03d}.npy" for i in range(n)]
+
+    def mined(self, train: str) -> list[str]:
+        """The mined training groups of a train set ([] when it trains on its own hard negatives)."""
+        miner = self.train_sets[train]["miner"]
+        return [] if miner == "given" else [f"{self.results}/mined/{train}/{miner}.jsonl"]
+
+    def train_options(self, train: str) -> dict[str, Any]:
+        """The hyper-parameters handed to ``harness train`` (the miner's settings stay here)."""
+        return {k: v for k, v in self.train_sets[train].items() if k not in ("miner", "mined_negatives")}
 
     def compare(self, model: str, train: str, eval_set: str) -> str:
         return f"{self.results}/compare/{model}/{train}/{eval_set}.json"

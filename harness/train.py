@@ -70,6 +70,7 @@ class TrainArgs:
     grad_cache_chunk: int = 0
     bf16: bool = False
     teacher: Path | None = None
+    groups: Path | None = None
     checkpoint_every: int = 0
     resume_dir: Path | None = None
     max_groups: int = 0
@@ -233,7 +234,8 @@ class Trainer:
         root = Path(args.dataset)
         self.corpus = read_corpus(root / "corpus.jsonl")
         self.queries = read_queries(root / "queries.jsonl")
-        groups = read_train_groups(root / "train.jsonl")
+        groups_file = Path(args.groups) if args.groups else root / "train.jsonl"
+        groups = read_train_groups(groups_file)
         self.loss_fn = get_loss(args.loss, **self._loss_params())
         teacher = None
         if getattr(self.loss_fn, "needs_teacher", False):
@@ -241,7 +243,7 @@ class Trainer:
                 raise ConfigError(f"loss {args.loss!r} needs teacher scores (--teacher)", key="teacher")
             teacher = load_teacher(Path(args.teacher))
             groups = [g for g in groups if g.query_id in teacher]
-        groups = self._checked(groups, root)
+        groups = self._checked(groups, groups_file)
         if args.max_groups:
             groups = groups[:args.max_groups]
         self.batches = BatchBuilder(groups, args, teacher)
@@ -267,8 +269,7 @@ class Trainer:
             params["seed"] = self.args.seed
         return params
 
-    def _checked(self, groups: list[TrainGroup], root: Path) -> list[TrainGroup]:
-        path = root / "train.jsonl"
+    def _checked(self, groups: list[TrainGroup], path: Path) -> list[TrainGroup]:
         for lineno, g in enumerate(groups, start=1):
             if g.query_id not in self.queries:
                 raise DataError(f"query id {g.query_id!r} has no text in queries.jsonl", path, lineno, "query_id")

@@ -19,6 +19,7 @@ rule prepare:
 rule teacher:
     input:
         meta=f"{R}/data/{{dataset}}/meta.json",
+        groups=lambda w: GRID.mined(w.dataset),
     output:
         scores=f"{R}/teacher/{{dataset}}/{{teacher}}.jsonl",
     params:
@@ -34,15 +35,35 @@ rule teacher:
             else {}
         ),
         folder=lambda w: GRID.data(w.dataset),
+        groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
     threads: res("teacher", "threads")
     resources:
         mem_mb=res("teacher", "mem_mb"),
         runtime=res("teacher", "runtime"),
         gpu=res("teacher", "gpu"),
+        cpus_per_task=res("teacher", "threads"),
     log:
         f"{R}/logs/teacher/{{dataset}}/{{teacher}}.log",
     benchmark:
         f"{R}/benchmarks/teacher/{{dataset}}/{{teacher}}.tsv"
     shell:
         "harness teacher --kind {params.kind} --model {params.model} --settings {params.settings}"
-        " --dataset {params.folder} --threads {threads} --out {output.scores} > {log} 2>&1"
+        " --dataset {params.folder} {params.groups} --threads {threads} --out {output.scores} > {log} 2>&1"
+
+
+rule mine:
+    input:
+        meta=f"{R}/data/{{dataset}}/meta.json",
+    output:
+        groups=f"{R}/mined/{{dataset}}/{{miner}}.jsonl",
+    params:
+        folder=lambda w: GRID.data(w.dataset),
+        negatives=lambda w: GRID.train_sets[w.dataset]["mined_negatives"],
+        seed=13,
+    log:
+        f"{R}/logs/mine/{{dataset}}/{{miner}}.log",
+    benchmark:
+        f"{R}/benchmarks/mine/{{dataset}}/{{miner}}.tsv"
+    shell:
+        "harness mine --miner {wildcards.miner} --dataset {params.folder} --negatives {params.negatives}"
+        " --seed {params.seed} --out {output.groups} > {log} 2>&1"

@@ -6,14 +6,14 @@ rule encode:
         meta=f"{R}/data/{{corpus}}/meta.json",
         model=model_input,
     output:
-        shard=f"{R}/embeddings/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{GRID.shards:03d}.npy",
+        shard=f"{R}/embeddings/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{{shards}}.npy",
     params:
         model=model_of,
         settings=settings_of,
         folder=lambda w: GRID.data(w.corpus),
         out=lambda w, output: os.path.dirname(output.shard),
         shard=lambda w: int(w.shard),
-        shards=GRID.shards,
+        shards=lambda w: int(w.shards),
         batch_size=config["encode"]["batch_size"],
         dtype=config["encode"]["dtype"],
     threads: res("encode", "threads")
@@ -21,10 +21,11 @@ rule encode:
         mem_mb=res("encode", "mem_mb"),
         runtime=res("encode", "runtime"),
         gpu=res("encode", "gpu"),
+        cpus_per_task=res("encode", "threads"),
     log:
-        f"{R}/logs/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}.log",
+        f"{R}/logs/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{{shards}}.log",
     benchmark:
-        f"{R}/benchmarks/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}.tsv"
+        f"{R}/benchmarks/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{{shards}}.tsv"
     shell:
         "harness encode --model {params.model} --settings {params.settings} --dataset {params.folder}"
         " --shard {params.shard} --num-shards {params.shards} --batch-size {params.batch_size}"
@@ -57,6 +58,7 @@ rule evaluate:
         mem_mb=res("evaluate", "mem_mb"),
         runtime=res("evaluate", "runtime"),
         gpu=res("evaluate", "gpu"),
+        cpus_per_task=res("evaluate", "threads"),
     log:
         f"{R}/logs/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.log",
     benchmark:

@@ -4,6 +4,7 @@
 rule train:
     input:
         meta=f"{R}/data/{{train}}/meta.json",
+        groups=lambda w: GRID.mined(w.train),
         teacher=teacher_scores,
     output:
         checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
@@ -15,8 +16,9 @@ rule train:
         settings=lambda w: arg(model_settings(w.model)),
         loss=lambda w: GRID.losses[w.loss].name,
         loss_params=lambda w: arg(GRID.losses[w.loss].params),
-        options=lambda w: arg(GRID.train_sets[w.train]),
+        options=lambda w: arg(GRID.train_options(w.train)),
         folder=lambda w: GRID.data(w.train),
+        groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
         resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
     threads: res("train", "threads")
@@ -24,12 +26,14 @@ rule train:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
         gpu=res("train", "gpu"),
+        cpus_per_task=res("train", "threads"),
     log:
         f"{R}/logs/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
     shell:
         "harness train --model {params.model} --settings {params.settings} --dataset {params.folder}"
+        " {params.groups}"
         " --loss {params.loss} --loss-params {params.loss_params} --seed {wildcards.seed}"
         " --options {params.options} {params.teacher} --resume-dir {params.resume}"
         " --threads {threads} --out {output.checkpoint} > {log} 2>&1"

@@ -44,12 +44,12 @@ def _passage(doc: dict[str, str]) -> str:
     return f"{doc['title']} {doc['text']}".strip() if doc.get("title") else doc["text"]
 
 
-def score_groups(kind: str, model: str, dataset: Path, settings: dict[str, Any] | None = None,
-                 batch_size: int = 64) -> dict[str, dict[str, float]]:
+def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None = None,
+                 settings: dict[str, Any] | None = None, batch_size: int = 64) -> dict[str, dict[str, float]]:
     """Raw teacher scores ``{query_id: {doc_id: score}}`` of each group's positives and negatives."""
     corpus = read_corpus(dataset / "corpus.jsonl")
     queries = read_queries(dataset / "queries.jsonl")
-    groups = read_train_groups(dataset / "train.jsonl")
+    groups = read_train_groups(groups_file or dataset / "train.jsonl")
     pairs = [(g.query_id, d) for g in groups for d in dict.fromkeys([*g.positives, *g.negatives])]
     if kind == "cross-encoder":
         from sentence_transformers import CrossEncoder
@@ -73,10 +73,10 @@ def score_groups(kind: str, model: str, dataset: Path, settings: dict[str, Any] 
     return scores
 
 
-def run_teacher(kind: str, model: str, dataset: Path, out: Path, settings: dict[str, Any] | None = None,
-                batch_size: int = 64) -> int:
+def run_teacher(kind: str, model: str, dataset: Path, out: Path, groups_file: Path | None = None,
+                settings: dict[str, Any] | None = None, batch_size: int = 64) -> int:
     """Score, rescale and write ``{"query_id", "scores"}`` lines; returns the number of queries kept."""
-    kept = rescale(score_groups(kind, model, dataset, settings, batch_size))
+    kept = rescale(score_groups(kind, model, dataset, groups_file, settings, batch_size))
     write_jsonl(out, ({"query_id": q, "scores": {d: round(s, 6) for d, s in scores.items()}}
                       for q, scores in kept.items()))
     return len(kept)

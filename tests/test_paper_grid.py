@@ -1,0 +1,59 @@
+"""The papers' grid (config/paper.yaml): the DAG has the jobs the grid implies, and SLURM gets the
+resources the config asks for. Dry runs only: nothing is downloaded."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "config" / "paper.yaml"
+
+
+def dry_run(*args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"),
+                           "--configfile", str(PAPER), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
+    cfg = yaml.safe_load(PAPER.read_text())
+    out = dry_run("--quiet", "rules", cwd=tmp_path)
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
+    models, losses, seeds = len(cfg["models"]), len(cfg["losses"]), len(cfg["seeds"])
+    trains, evals = len(cfg["train_sets"]), len(cfg["eval_sets"])
+    checkpoints = models * trains * losses * seeds
+    encoded = checkpoints + models  # every checkpoint and every zero-shot model
+    corpora = {spec.get("corpus") or spec.get("dataset", name) for name, spec in cfg["eval_sets"].items()}
+    shards = sum(cfg["datasets"][c].get("shards", cfg["encode"]["shards"]) for c in corpora)
+    assert counts["train"] == checkpoints
+    assert counts["evaluate"] == encoded * evals
+    assert counts["encode"] == encoded * shards  # each corpus once per model, however many eval sets share it
+    assert counts["prepare"] == len(cfg["datasets"])
+    assert counts["teacher"] == trains  # one teacher scoring per train set, shared by every job
+    assert counts["mine"] == sum(t.get("miner", "given") != "given" for t in cfg["train_sets"].values())
+    assert counts["compare"] == models * trains * evals
+    assert counts["site"] == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                    reason="snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
+def test_slurm_profile_requests_the_configured_resources(tmp_path: Path) -> None:
+    cfg = yaml.safe_load(PAPER.read_text())
+    target = "results/checkpoints/minilm/nq/mw/seed1"
+    out = dry_run("--profile", str(REPO / "profiles" / "slurm"), target, cwd=tmp_path)
+    train = out[out.index("rule train:"):]
+    resources = dict(re.findall(r"(\w+)=([^,\s]+)", train[train.index("resources:"):].splitlines()[0]))
+    wanted = cfg["resources"]["train"]
+    assert int(resources["mem_mb"]) == wanted["mem_mb"]
+    assert int(resources["runtime"]) == wanted["runtime"]
+    assert int(resources["gpu"]) == wanted["gpu"]
+    assert resources["slurm_partition"] == "gpu"
+    assert int(resources["cpus_per_task"]) == wanted["threads"]
