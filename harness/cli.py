@@ -59,13 +59,15 @@ def cmd_train(a: argparse.Namespace) -> None:
     _threads(a.threads)
     options = dict(a.options)
     fields = set(TrainArgs.__dataclass_fields__) - {"model", "dataset", "loss", "out", "loss_params",
-                                                     "model_settings", "seed", "teacher", "groups", "resume_dir"}
+                                                     "model_settings", "seed", "teacher", "groups", "resume_dir",
+                                                     "leakage_eval"}
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}", key="--options")
     args = TrainArgs(model=a.model, dataset=Path(a.dataset), loss=a.loss, out=Path(a.out),
                      loss_params=a.loss_params, model_settings=a.settings, seed=a.seed,
                      teacher=Path(a.teacher) if a.teacher else None, groups=Path(a.groups) if a.groups else None,
+                     leakage_eval=[Path(d) for d in a.leakage_eval],
                      resume_dir=Path(a.resume_dir) if a.resume_dir else None, **options)
     out = train(args)
     log.info("checkpoint -> %s", out)
@@ -158,6 +160,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--options", type=_json, default={}, help="training hyper-parameters as JSON")
     s.add_argument("--teacher", help="teacher scores (JSON Lines) for distillation losses")
     s.add_argument("--groups", help="training groups (default: the dataset's train.jsonl)")
+    s.add_argument("--leakage-eval", nargs="*", default=[],
+                   help="prepared eval folders: training queries found there are dropped (see allow_leakage)")
     s.add_argument("--resume-dir", help="where resume checkpoints are kept between attempts")
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_train)

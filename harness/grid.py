@@ -190,6 +190,10 @@ class Grid:
         miner = self.train_sets[train]["miner"]
         return [] if miner == "given" else [f"{self.results}/mined/{train}/{miner}.jsonl"]
 
+    def eval_metas(self) -> list[str]:
+        """The ``meta.json`` of every dataset evaluated (the training leakage guard reads them)."""
+        return [f"{self.data(d)}/meta.json" for d in sorted({self.dataset_of(e) for e in self.eval_sets})]
+
     def train_options(self, train: str) -> dict[str, Any]:
         """The hyper-parameters handed to ``harness train`` (the miner's settings stay here)."""
         return {k: v for k, v in self.train_sets[train].items() if k not in ("miner", "mined_negatives")}

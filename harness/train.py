@@ -23,6 +23,7 @@ Execution options wrap the *same* loss call:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import shutil
@@ -39,6 +40,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from harness import provenance
 from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
+from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
 from harness.losses import REGISTRY, get_loss
@@ -71,12 +73,14 @@ class TrainArgs:
     bf16: bool = False
     teacher: Path | None = None
     groups: Path | None = None
+    leakage_eval: list[Path] = field(default_factory=list)
+    allow_leakage: bool = False
     checkpoint_every: int = 0
     resume_dir: Path | None = None
     max_groups: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 @dataclass
@@ -244,6 +248,8 @@ class Trainer:
             teacher = load_teacher(Path(args.teacher))
             groups = [g for g in groups if g.query_id in teacher]
         groups = self._checked(groups, groups_file)
+        groups, self.leakage = guard(groups, self.queries, [Path(d) for d in args.leakage_eval], args.allow_leakage,
+                                     groups_file)
         if args.max_groups:
             groups = groups[:args.max_groups]
         self.batches = BatchBuilder(groups, args, teacher)
@@ -356,7 +362,7 @@ class Trainer:
         finally:
             signal.signal(signal.SIGTERM, previous)
         wall = time.perf_counter() - start
-        return {"steps": self.step, "examples": examples, "wall_time_s": round(wall, 3),
+        return {"steps": self.step, "examples": examples, "wall_time_s": round(wall, 3), "leakage": self.leakage,
                 "examples_per_s": round(examples / wall, 3) if wall > 0 else None,
                 "final_loss": self.log[-1]["loss"] if self.log else None}
 

@@ -6,6 +6,7 @@ rule train:
         meta=f"{R}/data/{{train}}/meta.json",
         groups=lambda w: GRID.mined(w.train),
         teacher=teacher_scores,
+        eval_sets=lambda w: GRID.eval_metas(),
     output:
         checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
     wildcard_constraints:
@@ -17,6 +18,7 @@ rule train:
         loss=lambda w: GRID.losses[w.loss].name,
         loss_params=lambda w: arg(GRID.losses[w.loss].params),
         options=lambda w: arg(GRID.train_options(w.train)),
+        leakage=lambda w, input: " ".join(os.path.dirname(m) for m in input.eval_sets),
         folder=lambda w: GRID.data(w.train),
         groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
@@ -33,7 +35,7 @@ rule train:
         f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
     shell:
         "harness train --model {params.model} --settings {params.settings} --dataset {params.folder}"
-        " {params.groups}"
+        " {params.groups} --leakage-eval {params.leakage}"
         " --loss {params.loss} --loss-params {params.loss_params} --seed {wildcards.seed}"
         " --options {params.options} {params.teacher} --resume-dir {params.resume}"
         " --threads {threads} --out {output.checkpoint} > {log} 2>&1"

@@ -1,4 +1,5 @@
-"""Leakage guard: a training query that also appears in an evaluation set is dropped from training.
+"""Leakage guard: a training query that also appears in an evaluation set is dropped from training
+(the training stage applies it and reports the counts in ``train_summary.json``).
 
 A training query *leaks* into an evaluation folder when that folder has an evaluation query (one
 of its queries that is not one of its own training queries) with the same id or the same
@@ -12,8 +13,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from harness.data.format import read_queries, read_train_groups, write_meta, write_train_groups
-from harness.io import read_json
+from harness.data.format import TrainGroup, read_queries, read_train_groups
 from harness.errors import DataError
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -31,16 +31,14 @@ def _eval_queries(root: Path) -> dict[str, str]:
     return {qid: normalise(q["text"]) for qid, q in queries.items() if qid not in train}
 
 
-def guard(train_dir: Path, eval_dirs: list[Path], allow: bool) -> dict[str, Any]:
-    """Find the training queries of ``train_dir`` that appear in any of ``eval_dirs``; unless
-    ``allow``, rewrite ``train_dir/train.jsonl`` without them and record the count in ``meta.json``.
-
-    Returns ``{"train_queries", "leaked", "by_id", "by_text", "dropped", "per_eval": {dir name: n}}``
+def guard(groups: list[TrainGroup], queries: dict[str, dict[str, Any]], eval_dirs: list[Path],
+          allow: bool, where: str | Path = "train.jsonl") -> tuple[list[TrainGroup], dict[str, Any]]:
+    """Find the training ``groups`` whose query appears in any of ``eval_dirs``; unless ``allow``,
+    drop them. ``queries`` holds the training queries' texts. Returns the kept groups and
+    ``{"train_queries", "leaked", "by_id", "by_text", "dropped", "per_eval": {dir name: n}}``
     (a query matching by both id and text counts in ``by_id``).
     """
-    train_dir = Path(train_dir)
-    groups = read_train_groups(train_dir / "train.jsonl")
-    texts = {qid: normalise(q["text"]) for qid, q in read_queries(train_dir / "queries.jsonl").items()}
+    texts = {qid: normalise(q["text"]) for qid, q in queries.items()}
     leaked: dict[str, str] = {}
     per_eval: dict[str, int] = {}
     for eval_dir in eval_dirs:
@@ -50,8 +48,7 @@ def guard(train_dir: Path, eval_dirs: list[Path], allow: bool) -> dict[str, Any]
         for group in groups:
             qid = group.query_id
             if qid not in texts:
-                raise DataError(f"training query {qid!r} has no text in queries.jsonl", train_dir / "train.jsonl",
-                                field="query_id")
+                raise DataError(f"training query {qid!r} has no text in queries.jsonl", where, field="query_id")
             how = "id" if qid in evaluation else "text" if texts[qid] in eval_texts else None
             if how:
                 hits += 1
@@ -60,14 +57,9 @@ def guard(train_dir: Path, eval_dirs: list[Path], allow: bool) -> dict[str, Any]
     by_id = sum(how == "id" for how in leaked.values())
     counts = {"train_queries": len(groups), "leaked": len(leaked), "by_id": by_id, "by_text": len(leaked) - by_id,
               "dropped": 0 if allow else len(leaked), "per_eval": per_eval}
-    if leaked and not allow:
-        kept = [g for g in groups if g.query_id not in leaked]
-        if not kept:
-            raise DataError("every training query appears in an evaluation set", train_dir / "train.jsonl")
-        write_train_groups(train_dir / "train.jsonl", kept)
-        meta = read_json(train_dir / "meta.json")
-        warnings = dict(meta.get("warnings", {}))
-        key = "leakage: training queries found in an evaluation set (dropped)"
-        warnings[key] = warnings.get(key, 0) + len(leaked)
-        write_meta(train_dir, meta["source"], warnings)
-    return counts
+    if allow:
+        return groups, counts
+    kept = [g for g in groups if g.query_id not in leaked]
+    if not kept:
+        raise DataError("every training query appears in an evaluation set", where)
+    return kept, counts
