@@ -128,7 +128,7 @@ def test_sigterm_then_rerun_resumes_and_matches_uninterrupted(tiny_dataset: Path
     out, resume = tmp_path / "ckpt", tmp_path / "resume"
     cmd = [sys.executable, "-m", "harness.cli", "train", "--model", "tiny", "--settings", json.dumps(SETTINGS),
            "--dataset", str(tiny_dataset), "--loss", "infonce", "--seed", "3",
-           "--options", json.dumps({"batch_size": 4, "hard_negatives": 1, "max_positives": 2,
+           "--options", json.dumps({"batch_size": 4, "hard_negatives": 1, "max_positives": 2, "epochs": 5,
                                     "max_steps": steps, "learning_rate": 1e-3, "checkpoint_every": 2}),
            "--resume-dir", str(resume), "--out", str(out)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
