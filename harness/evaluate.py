@@ -15,13 +15,13 @@ import numpy as np
 
 from harness import provenance
 from harness.answer_match import answer_hits
-from harness.data.format import read_corpus, read_qrels, read_queries, split_query_ids
+from harness.data.format import passage_text, read_corpus, read_qrels, read_queries, split_query_ids
 from harness.errors import DataError
 from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
 from harness.metrics import metrics_for
 from harness.models.registry import load_model
-from harness.retrieval import FlatIPSearcher, load_corpus_embeddings, pair_scores, passage_text, write_trec_run
+from harness.retrieval import FlatIPSearcher, load_corpus_embeddings, pair_scores, write_trec_run
 
 TOP_K = 1000
 TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss")

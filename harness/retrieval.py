@@ -37,6 +37,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from harness.data.format import passage_text
 from harness.errors import ConfigError, DataError
 from harness.io import atomic_path, read_json, write_json
 
@@ -47,14 +48,6 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 # the block costs 4096 queries × 16384 × 4 bytes = 256 MiB of scratch memory.
 BLAS_DATABASE_BLOCK = 16384
 _SHARD_NAME = re.compile(r"shard-(\d{3,})-of-(\d{3,})\.npy")
-
-
-def passage_text(doc: dict[str, str]) -> str:
-    """The text a passage is encoded from: ``title + " " + text``, stripped (BEIR's convention).
-
-    An empty or missing title leaves just the stripped text.
-    """
-    return (doc.get("title", "") + " " + doc["text"]).strip()
 
 
 def shard_bounds(n_docs: int, shard: int, num_shards: int, block: int = ENCODE_BLOCK) -> tuple[int, int]:

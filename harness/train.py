@@ -39,7 +39,7 @@ import torch
 from transformers import get_linear_schedule_with_warmup
 
 from harness import provenance
-from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
+from harness.data.format import TrainGroup, passage_text, read_corpus, read_queries, read_train_groups
 from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
@@ -150,11 +150,8 @@ class BatchBuilder:
                     if doc_id in docs and doc_id in own:
                         teacher[i, docs[doc_id]] = own[doc_id]
         return Batch([queries[g.query_id]["text"] for g in groups],
-                     [_passage(corpus[d]) for d in doc_ids], labels, teacher)
+                     [passage_text(corpus[d]) for d in doc_ids], labels, teacher)
 
-
-def _passage(doc: dict[str, str]) -> str:
-    return f"{doc['title']} {doc['text']}".strip() if doc.get("title") else doc["text"]
 
 
 class RandomState:

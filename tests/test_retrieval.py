@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from harness.data.format import passage_text  # noqa: E402
 from harness.errors import ConfigError, DataError  # noqa: E402
 from harness.models.registry import load_model  # noqa: E402
 from harness.retrieval import (  # noqa: E402
@@ -19,7 +20,6 @@ from harness.retrieval import (  # noqa: E402
     encode_corpus_shard,
     load_corpus_embeddings,
     pair_scores,
-    passage_text,
     read_trec_run,
     shard_bounds,
     shard_path,

@@ -53,6 +53,14 @@ def check_unicode(value: str, path: Path, lineno: int | None, name: str) -> None
             raise DataError("not valid Unicode (a lone surrogate)", path, lineno, name) from None
 
 
+def passage_text(doc: dict[str, str]) -> str:
+    """The text a passage is encoded from: ``title + " " + text``, stripped (BEIR's convention).
+
+    An empty or missing title leaves just the stripped text.
+    """
+    return (doc.get("title", "") + " " + doc["text"]).strip()
+
+
 def _str_field(obj: dict[str, Any], name: str, path: Path, lineno: int, *, required: bool = True,
                allow_empty: bool = True) -> str:
     if name not in obj:

@@ -19,6 +19,7 @@ import bm25s
 from harness.data.format import (
     Qrels,
     TrainGroup,
+    passage_text,
     read_corpus,
     read_qrels,
     read_queries,
@@ -69,7 +70,7 @@ def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None
 
     doc_ids = list(corpus)
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([f"{d['title']} {d['text']}" for d in corpus.values()], show_progress=False),
+    retriever.index(bm25s.tokenize([passage_text(d) for d in corpus.values()], show_progress=False),
                     show_progress=False)
     depth = min(len(doc_ids), POOL_FACTOR * negatives + max(len(judged[g.query_id]) for g in groups))
     tokens = bm25s.tokenize([queries[g.query_id]["text"] for g in groups], return_ids=False, show_progress=False)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.format import read_corpus, read_queries, read_train_groups
+from harness.data.format import passage_text, read_corpus, read_queries, read_train_groups
 from harness.io import write_jsonl
 from harness.models.registry import load_model
 
@@ -40,9 +40,6 @@ def rescale(per_query: dict[str, dict[str, float]], low_pct: float = 1.0, high_p
     return {q: scores for q, scores in scaled.items() if max(scores.values()) >= cut}
 
 
-def _passage(doc: dict[str, str]) -> str:
-    return f"{doc['title']} {doc['text']}".strip() if doc.get("title") else doc["text"]
-
 
 def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None = None,
                  settings: dict[str, Any] | None = None, batch_size: int = 64) -> dict[str, dict[str, float]]:
@@ -55,7 +52,7 @@ def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None 
         from sentence_transformers import CrossEncoder
 
         teacher = CrossEncoder(model)
-        values = teacher.predict([(queries[q]["text"], _passage(corpus[d])) for q, d in pairs],
+        values = teacher.predict([(queries[q]["text"], passage_text(corpus[d])) for q, d in pairs],
                                  batch_size=batch_size, show_progress_bar=True)
     else:
         encoder = load_model(model, settings)
@@ -63,7 +60,7 @@ def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None 
         query_ids = [g.query_id for g in groups]
         doc_index = {d: i for i, d in enumerate(doc_ids)}
         query_index = {q: i for i, q in enumerate(query_ids)}
-        d_emb = encoder.encode([_passage(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True)
+        d_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True)
         q_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True)
         values = np.einsum("ij,ij->i", q_emb[[query_index[q] for q, _ in pairs]],
                            d_emb[[doc_index[d] for _, d in pairs]])
