@@ -82,11 +82,10 @@ def read_json(path: str | Path) -> Any:
         raise DataError("invalid JSON: nested too deeply", path) from None
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file.
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 text file, line endings stripped.
 
-    Raises :class:`DataError` naming the file and line for bad UTF-8, bad JSON, or a line
-    that is not a JSON object.
+    Raises :class:`DataError` naming the file (and line) when it is missing or not valid UTF-8.
     """
     path = Path(path)
     try:
@@ -96,17 +95,26 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
-                line = raw.decode("utf-8")
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno) from None
-            except RecursionError:
-                raise DataError("invalid JSON: nested too deeply", path, lineno) from None
-            if not isinstance(obj, dict):
-                raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, lineno)
-            yield lineno, obj
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file.
+
+    Raises :class:`DataError` naming the file and line for bad UTF-8, bad JSON, or a line
+    that is not a JSON object.
+    """
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno) from None
+        except RecursionError:
+            raise DataError("invalid JSON: nested too deeply", path, lineno) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, lineno)
+        yield lineno, obj

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from harness.data.format import passage_text
 from harness.errors import ConfigError, DataError
-from harness.io import atomic_path, read_json, write_json
+from harness.io import atomic_path, iter_lines, read_json, write_json
 
 ENCODE_BLOCK = 4096  # passages per encoding block; shard boundaries fall on block boundaries
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -270,32 +270,24 @@ def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
     """
     path = Path(path)
     run: dict[str, dict[str, float]] = {}
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                cols = raw.decode("utf-8").split()
-            except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
-            if not cols:
-                continue
-            if len(cols) != 6:
-                raise DataError(f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}", path, lineno)
-            qid, _, docid, rank, score, _ = cols
-            try:
-                int(rank)
-            except ValueError:
-                raise DataError(f"rank {rank!r} is not an integer", path, lineno, "rank") from None
-            try:
-                value = float(score)
-            except ValueError:
-                raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
-            if not math.isfinite(value):
-                raise DataError(f"score {score!r} is not finite", path, lineno, "score")
-            if docid in run.setdefault(qid, {}):
-                raise DataError(f"document {docid!r} appears twice for query {qid!r}", path, lineno, "docid")
-            run[qid][docid] = value
+    for lineno, line in iter_lines(path):
+        cols = line.split()
+        if not cols:
+            continue
+        if len(cols) != 6:
+            raise DataError(f"expected 6 columns (qid Q0 docid rank score tag), got {len(cols)}", path, lineno)
+        qid, _, docid, rank, score, _ = cols
+        try:
+            int(rank)
+        except ValueError:
+            raise DataError(f"rank {rank!r} is not an integer", path, lineno, "rank") from None
+        try:
+            value = float(score)
+        except ValueError:
+            raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
+        if not math.isfinite(value):
+            raise DataError(f"score {score!r} is not finite", path, lineno, "score")
+        if docid in run.setdefault(qid, {}):
+            raise DataError(f"document {docid!r} appears twice for query {qid!r}", path, lineno, "docid")
+        run[qid][docid] = value
     return run

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
-from harness.io import atomic_path, iter_jsonl, read_json, write_json, write_jsonl
+from harness.io import atomic_path, iter_jsonl, iter_lines, read_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -141,37 +141,28 @@ def read_qrels(path: str | Path, queries: dict[str, Any] | None = None,
     qrels: Qrels = {}
     report = QrelsReport(qrels)
     columns = ("query-id", "corpus-id", "score")
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path) from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if lineno == 1 and parts[0].strip() in ("query-id", "query_id", "qid"):
-                continue
-            if len(parts) < 3:
-                raise DataError(f"expected 3 tab-separated columns, found {len(parts)}", path, lineno,
-                                columns[len(parts)])
-            qid, doc_id, score = parts[0].strip(), parts[1].strip(), parts[2].strip()
-            for name, value in zip(columns, (qid, doc_id, score)):
-                if not value:
-                    raise DataError("empty value", path, lineno, name)
-            try:
-                grade = int(float(score))
-            except (ValueError, OverflowError):
-                raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
-            if queries is not None and qid not in queries:
-                raise DataError(f"query id {qid!r} has no text in queries.jsonl", path, lineno, "query-id")
-            if corpus is not None and doc_id not in corpus:
-                report.unknown_docs += 1
-            qrels.setdefault(qid, {})[doc_id] = grade
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if lineno == 1 and parts[0].strip() in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) < 3:
+            raise DataError(f"expected 3 tab-separated columns, found {len(parts)}", path, lineno,
+                            columns[len(parts)])
+        qid, doc_id, score = parts[0].strip(), parts[1].strip(), parts[2].strip()
+        for name, value in zip(columns, (qid, doc_id, score)):
+            if not value:
+                raise DataError("empty value", path, lineno, name)
+        try:
+            grade = int(float(score))
+        except (ValueError, OverflowError):
+            raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
+        if queries is not None and qid not in queries:
+            raise DataError(f"query id {qid!r} has no text in queries.jsonl", path, lineno, "query-id")
+        if corpus is not None and doc_id not in corpus:
+            report.unknown_docs += 1
+        qrels.setdefault(qid, {})[doc_id] = grade
     if report.unknown_docs:
         log.warning("%s: %d qrels lines name documents that are not in the corpus (kept, as trec_eval does)",
                     path, report.unknown_docs)
