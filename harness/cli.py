@@ -111,6 +111,14 @@ def cmd_compare(a: argparse.Namespace) -> None:
     main_compare(rows, a.baseline, Path(a.out), Path(a.results), **a.options)
 
 
+def cmd_mteb(a: argparse.Namespace) -> None:
+    from harness.mteb_eval import run_mteb
+
+    _threads(a.threads)
+    record = run_mteb(a.model, a.tasks, Path(a.out), a.batch_size)
+    log.info("%s", json.dumps(record["scores"], sort_keys=True))
+
+
 def cmd_site(a: argparse.Namespace) -> None:
     from harness.leaderboard.build import build_site
 
@@ -197,6 +205,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--options", type=_json, default={})
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_compare)
+
+    s = sub.add_parser("mteb", help="a second opinion: MTEB's own evaluator on retrieval tasks (needs a network)")
+    s.add_argument("--model", required=True, help="a checkpoint folder, minilm or a Hugging Face id")
+    s.add_argument("--tasks", nargs="+", required=True, help="MTEB retrieval task names, e.g. SciFact NFCorpus")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
+    s.add_argument("--out", required=True, help="JSON file of the scores")
+    s.set_defaults(run=cmd_mteb)
 
     s = sub.add_parser("site", help="build the static leaderboard")
     s.add_argument("--results", default="results")
