@@ -77,7 +77,6 @@ class TrainArgs:
     allow_leakage: bool = False
     checkpoint_every: int = 0
     resume_dir: Path | None = None
-    max_groups: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -104,6 +103,9 @@ def load_teacher(path: Path) -> dict[str, dict[str, float]]:
     for lineno, obj in iter_jsonl(path):
         if not isinstance(obj.get("query_id"), str) or not isinstance(obj.get("scores"), dict):
             raise DataError("expected 'query_id' (string) and 'scores' (object)", path, lineno, "scores")
+        values = obj["scores"].values()
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise DataError("teacher scores must be finite numbers", path, lineno, "scores")
         scores[obj["query_id"]] = {str(d): float(s) for d, s in obj["scores"].items()}
     return scores
 
@@ -247,8 +249,6 @@ class Trainer:
         groups = self._checked(groups, groups_file)
         groups, self.leakage = guard(groups, self.queries, [Path(d) for d in args.leakage_eval], args.allow_leakage,
                                      groups_file)
-        if args.max_groups:
-            groups = groups[:args.max_groups]
         self.batches = BatchBuilder(groups, args, teacher)
         self.model = load_model(args.model, args.model_settings)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
