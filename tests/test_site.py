@@ -9,6 +9,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -312,7 +313,7 @@ def test_json_and_csv_hold_every_table_number(built):
     with open(site / "leaderboard.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     compares = [json.loads(p.read_text()) for p in sorted((results / "compare").glob("*/*/*.json"))]
-    per_metric = [r for r in rows if r["eval"] != "(average)"]
+    per_metric = [r for r in rows if not r["eval"].startswith("(average")]
     assert len(per_metric) == sum(len(row["metrics"]) for cf in compares for row in cf["rows"])
     for cf in compares:
         for row in cf["rows"]:
@@ -331,6 +332,76 @@ def test_json_and_csv_hold_every_table_number(built):
     assert averages[("minilm", "mw", "mrr@10")] == pytest.approx((qa["mw"][0] + synth["mw"][0]) / 2)
     board = next(b for b in data["boards"] if b["model"] == "minilm")
     assert board["average"]["mrr@10"]["mw"] == pytest.approx(averages[("minilm", "mw", "mrr@10")])
+
+
+def eval_groups(results: Path) -> dict[str, str]:
+    """Eval set → group, from the runs' ``provenance.config.eval_set.group``."""
+    return {rec["run"]["eval"]: rec["provenance"]["config"]["eval_set"]["group"] for rec in read_runs(results)
+            if "group" in rec["provenance"]["config"].get("eval_set", {})}
+
+
+def test_group_average_is_the_mean_over_the_group_sets(built, index_page):
+    results, site, _ = built
+    groups = eval_groups(results)
+    assert groups == {"arguana": "beir", "scifact": "beir"}
+    table = board_table(index_page, 1, "main")
+    header = [c["text"].split()[0] for c in table["head"][0]["cells"]]
+    assert header == ["Loss", "arguana", "scifact", "beir", "nq", "Average"]
+    stats = {e: expected_stats(results, "e5", e, "ndcg@10") for e in ("arguana", "scifact", "nq")}
+    beir: dict[str, float | None] = {}
+    for row in table["rows"]:
+        label = row["attrs"]["data-label"]
+        members = [stats[e][label][0] for e in ("arguana", "scifact") if label in stats[e]]
+        overall = [stats[e][label][0] for e in ("arguana", "scifact", "nq") if label in stats[e]]
+        beir[label] = sum(members) / 2 if len(members) == 2 else None
+        shown = {h: row["cells"][i]["text"].strip() for i, h in enumerate(header)}
+        assert shown["beir"] == ("–" if beir[label] is None else f"{beir[label]:.3f}"), label
+        assert shown["Average"] == ("–" if len(overall) < 3 else f"{sum(overall) / 3:.3f}"), label
+    assert beir["mw.temperature=0.05"] is None and beir["infonce"] is not None
+    top = max(v for v in beir.values() if v is not None)
+    assert [r["attrs"]["data-label"] for r in table["rows"] if r["cells"][3]["bold"]] == [
+        label for label, v in beir.items() if v == top]
+
+    data = json.loads((site / "leaderboard.json").read_text())
+    board = next(b for b in data["boards"] if b["model"] == "e5")
+    assert board["groups"] == {"beir": ["arguana", "scifact"]}
+    assert board["group_average"]["beir"]["ndcg@10"] == pytest.approx(beir)
+    with open(site / "leaderboard.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["eval"] == "(average: beir)" and r["metric"] == "ndcg@10"]
+    assert {r["loss"]: float(r["mean"]) for r in rows} == pytest.approx(
+        {label: v for label, v in beir.items() if v is not None})
+
+
+def test_a_board_without_groups_is_unchanged(built, tmp_path):
+    results, site, _ = built
+    plain = tmp_path / "results"
+    shutil.copytree(results, plain)
+    for path in (plain / "runs").glob("**/metrics.json"):
+        rec = json.loads(path.read_text())
+        rec["provenance"]["config"].pop("eval_set", None)
+        path.write_text(json.dumps(rec))
+    index = build_site(plain, tmp_path / "site")
+
+    def board_html(path: Path, b: int) -> str:
+        text = path.read_text(encoding="utf-8")
+        return text[text.index(f'<section class="board" aria-labelledby="board-{b}">'):].split("</section>")[0]
+
+    assert board_html(index, 2) == board_html(site / "index.html", 2)
+    minilm = board_table(Page(board_html(index, 2)), 2, "main")
+    assert "avg" not in "".join(c["text"] for c in minilm["head"][0]["cells"])
+    header = [c["text"].split()[0] for c in board_table(Page(index.read_text()), 1, "main")["head"][0]["cells"]]
+    assert header == ["Loss", "arguana", "nq", "scifact", "Average"]
+    assert all(b["groups"] == {} for b in json.loads((tmp_path / "site/leaderboard.json").read_text())["boards"])
+
+
+def test_runs_of_one_eval_set_must_agree_on_its_group(tmp_path):
+    results = fixture.write_results(tmp_path / "results")
+    path = results / "runs/e5/nq/infonce/seed2/scifact/metrics.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["config"]["eval_set"]["group"] = "lotte"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(DataError, match=r"scifact\.json.*eval_set\.group"):
+        build_site(results, tmp_path / "site")
 
 
 def test_losses_page_renders_the_registry(built):

@@ -12,7 +12,7 @@ shows a path of the machine that built it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -76,6 +76,7 @@ class CompareFile:
     correction: dict[str, Any]
     rows: list[Row]
     comparisons: dict[str, dict[str, Comparison]]
+    group: str | None = None
 
     @property
     def all_metrics(self) -> list[str]:
@@ -102,6 +103,13 @@ class Run:
         train = ((self.record.get("provenance") or {}).get("config") or {}).get("train") or {}
         teacher = train.get("teacher")
         return teacher if isinstance(teacher, dict) else None
+
+    @property
+    def group(self) -> str | None:
+        """The eval set's group (``provenance.config.eval_set.group``); None when absent."""
+        eval_set = ((self.record.get("provenance") or {}).get("config") or {}).get("eval_set") or {}
+        group = eval_set.get("group") if isinstance(eval_set, dict) else None
+        return None if group is None else str(group)
 
 
 @dataclass(frozen=True)
@@ -219,8 +227,20 @@ def read_run(folder: Path, results: Path) -> Run:
     return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log)
 
 
+def _group_of(cf: CompareFile, runs: dict[str, Run], results: Path) -> str | None:
+    """The one group the runs of ``cf`` name (runs naming none are older records and ignored)."""
+    groups = {g for row in cf.rows for r in row.runs if (g := runs[r].group) is not None}
+    if len(groups) > 1:
+        raise DataError(f"the runs of one eval set name different groups: {sorted(groups)}",
+                        results / cf.path, field="rows[].runs: provenance.config.eval_set.group")
+    return next(iter(groups), None)
+
+
 def read_results(results: Path) -> Results:
-    """Read every comparison and run under ``results``; a run a comparison names must exist."""
+    """Read every comparison and run under ``results``; a run a comparison names must exist.
+
+    A comparison's ``group`` is the one its runs' records name (see :func:`_group_of`).
+    """
     results = Path(results)
     if not results.is_dir():
         raise DataError("results folder not found", results)
@@ -238,4 +258,4 @@ def read_results(results: Path) -> Results:
                 if run_path not in runs:
                     raise DataError(f"run folder {run_path!r} has no metrics.json",
                                     results / cf.path, field=f"rows[{i}].runs")
-    return Results(compares=compares, runs=runs)
+    return Results(compares=[replace(cf, group=_group_of(cf, runs, results)) for cf in compares], runs=runs)

@@ -6,6 +6,11 @@ fills the columns with one metric; the ``main`` view uses each dataset's own mai
 is the mean ± std over seeds; it is marked ▲/▼ when the loss differs from the baseline with a
 Holm-corrected p below alpha (ranx Report convention: the best value per column is bold). The
 average column is the plain mean of the row's column means, shown only when every column has one.
+
+Eval sets of one group (``eval_sets.<name>.group`` in the config, e.g. the BEIR sets) are placed
+side by side, followed by the group's average: the mean of the row's column means over the group's
+eval sets (e.g. the average nDCG@10 over the BEIR sets), shown only when the row has every eval set
+of the group on the board.
 """
 
 from __future__ import annotations
@@ -40,25 +45,38 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Average:
+    """A row's mean over some columns (None unless the row has them all); ``best``: largest in its column."""
+
+    value: float | None
+    best: bool
+
+
+@dataclass(frozen=True)
 class BoardRow:
-    """A row of one view: its label, its cells (None where the dataset lacks the metric), the average."""
+    """A row of one view: its label, its cells (None where the dataset lacks the metric), its averages."""
 
     label: str
     kind: str
     loss_name: str | None
     cells: list[Cell | None]
-    average: float | None
-    average_best: bool
+    average: Average
+    group_averages: dict[str, Average]
     teacher: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
 class View:
-    """One table of a board; ``metrics`` are the switch values it answers to."""
+    """One table of a board; ``metrics`` are the switch values it answers to.
+
+    ``group_after`` maps the index of a group's last column to the group, whose average column
+    follows it.
+    """
 
     metrics: list[str]
     columns: list[tuple[CompareFile, str]]
     rows: list[BoardRow]
+    group_after: dict[int, str]
 
 
 @dataclass(frozen=True)
@@ -97,10 +115,32 @@ def row_labels(compares: list[CompareFile]) -> list[Row]:
     return sorted(rows.values(), key=lambda r: (KIND_ORDER.get(r.kind, 2), order.index(r.label)))
 
 
+def group_columns(compares: list[CompareFile]) -> list[CompareFile]:
+    """``compares`` with each group's eval sets moved next to the group's first one (order kept otherwise)."""
+    def key(cf: CompareFile) -> tuple[str, str]:
+        return ("group", cf.group) if cf.group is not None else ("eval", cf.eval)
+
+    first: dict[tuple[str, str], int] = {}
+    for i, cf in enumerate(compares):
+        first.setdefault(key(cf), i)
+    return sorted(compares, key=lambda cf: first[key(cf)])
+
+
+def _mean_of(cells: list[Cell | None]) -> float | None:
+    return fmean(c.stat.mean for c in cells) if cells and all(cells) else None
+
+
+def _with_best(values: list[float | None]) -> list[Average]:
+    top = max((v for v in values if v is not None), default=None)
+    return [Average(v, v is not None and v == top) for v in values]
+
+
 def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Results) -> View:
     labels = row_labels([cf for cf, _ in columns])
     best = [best_labels(cf, metric) for cf, metric in columns]
-    rows = []
+    groups = _unique(cf.group for cf, _ in columns if cf.group is not None)
+    members = {g: [i for i, (cf, _) in enumerate(columns) if cf.group == g] for g in groups}
+    all_cells = []
     for rep in labels:
         cells: list[Cell | None] = []
         for (cf, metric), top in zip(columns, best):
@@ -109,12 +149,13 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
             cells.append(None if stat is None else Cell(
                 compare=cf, metric=metric, stat=stat, best=rep.label in top,
                 comparison=cf.comparisons.get(metric, {}).get(rep.label)))
-        average = fmean(c.stat.mean for c in cells) if all(cells) else None
-        teacher = next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None)
-        rows.append(BoardRow(rep.label, rep.kind, rep.loss_name, cells, average, False, teacher))
-    top_avg = max((r.average for r in rows if r.average is not None), default=None)
-    rows = [replace(r, average_best=r.average is not None and r.average == top_avg) for r in rows]
-    return View(metrics=switch, columns=columns, rows=rows)
+        all_cells.append(cells)
+    averages = _with_best([_mean_of(cells) for cells in all_cells])
+    by_group = {g: _with_best([_mean_of([cells[i] for i in members[g]]) for cells in all_cells]) for g in groups}
+    rows = [BoardRow(rep.label, rep.kind, rep.loss_name, cells, averages[k], {g: by_group[g][k] for g in groups},
+                     next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None))
+            for k, (rep, cells) in enumerate(zip(labels, all_cells))]
+    return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups})
 
 
 def metric_names(compares: Iterable[CompareFile]) -> list[str]:
@@ -125,6 +166,7 @@ def metric_names(compares: Iterable[CompareFile]) -> list[str]:
 def boards(results: Results) -> list[Board]:
     """Group comparison files by (model, train set) and build the main view and one view per metric.
 
+    Columns follow the comparison files' order, each group's eval sets together (:func:`group_columns`).
     A metric view whose columns equal the main view's is merged into it rather than repeated.
     """
     groups: dict[tuple[str, str], list[CompareFile]] = {}
@@ -132,6 +174,7 @@ def boards(results: Results) -> list[Board]:
         groups.setdefault((cf.model, cf.train), []).append(cf)
     out = []
     for (model, train), compares in groups.items():
+        compares = group_columns(compares)
         main_columns = [(cf, cf.main_metric) for cf in compares]
         switch = [MAIN]
         others = []
@@ -173,12 +216,16 @@ def leaderboard_dict(results: Results, all_boards: list[Board], title: str) -> d
                         "comparison": _comparison_dict(cf.comparisons.get(metric, {}).get(row.label))}
                 rows.append({"loss": row.label, "kind": row.kind, "loss_name": row.loss_name,
                              "params": row.params, "seeds": row.seeds, "runs": row.runs, "metrics": metrics})
-            datasets.append({"eval": cf.eval, "split": cf.split, "main_metric": cf.main_metric,
+            datasets.append({"eval": cf.eval, "split": cf.split, "group": cf.group, "main_metric": cf.main_metric,
                              "compare": cf.path, "baseline": cf.baseline, "test": cf.test,
                              "bootstrap": cf.bootstrap, "correction": cf.correction, "rows": rows})
-        averages = {m: {r.label: r.average for r in view.rows} for view in board.views for m in view.metrics}
-        out_boards.append({"model": board.model, "train": board.train, "datasets": datasets,
-                           "average": averages})
+        averages = {m: {r.label: r.average.value for r in view.rows} for view in board.views for m in view.metrics}
+        groups = _unique(cf.group for cf in board.compares if cf.group is not None)
+        out_boards.append({
+            "model": board.model, "train": board.train, "datasets": datasets, "average": averages,
+            "groups": {g: [cf.eval for cf in board.compares if cf.group == g] for g in groups},
+            "group_average": {g: {m: {r.label: r.group_averages[g].value for r in view.rows}
+                                  for view in board.views for m in view.metrics} for g in groups}})
     runs = [{"path": run.path, **run.record, "train_log": run.train_log} for run in results.runs.values()]
     return {"schema": 1, "title": title, "boards": out_boards, "runs": runs}
 
@@ -190,7 +237,7 @@ CSV_FIELDS = ["model", "train", "eval", "split", "loss", "kind", "metric", "n_se
 
 def csv_rows(all_boards: list[Board]) -> Iterator[dict[str, Any]]:
     """One CSV row per (board, dataset, loss, metric); then one per (board, loss, view) for the average,
-    with ``eval`` = ``(average)``."""
+    with ``eval`` = ``(average)``, and for each group's average, with ``eval`` = ``(average: <group>)``."""
     for board in all_boards:
         for cf in board.compares:
             for row in cf.rows:
@@ -209,7 +256,9 @@ def csv_rows(all_boards: list[Board]) -> Iterator[dict[str, Any]]:
                     }
         for view in board.views:
             for r in view.rows:
-                if r.average is not None:
-                    yield {"model": board.model, "train": board.train, "eval": "(average)", "loss": r.label,
-                           "kind": r.kind, "metric": view.metrics[-1],
-                           "mean": r.average, "best": r.average_best, "baseline": board.baseline}
+                named = [("(average)", r.average)] + [(f"(average: {g})", a) for g, a in r.group_averages.items()]
+                for name, average in named:
+                    if average.value is not None:
+                        yield {"model": board.model, "train": board.train, "eval": name, "loss": r.label,
+                               "kind": r.kind, "metric": view.metrics[-1], "mean": average.value,
+                               "best": average.best, "baseline": board.baseline}
