@@ -12,7 +12,8 @@ Timed: the training loop only. Harness: ``Trainer.train()`` after ``Trainer(args
 the data and the model. sentence-transformers: from the trainer's ``on_train_begin`` (after model
 load, trainer construction and dataloader set-up) to the end of the last optimizer step. Both
 include batch assembly and tokenisation. One short warm-up run each, then ``--reps`` repetitions
-that alternate between the two, each on a freshly loaded model; examples/s is the median.
+that alternate between the two (ABBA order), each on a freshly loaded model; examples/s is the
+median.
 
     python benchmarks/bench_train.py            # MiniLM, batch 32, 50 steps, 3 repetitions
     python benchmarks/bench_train.py --smoke    # a 2-layer random BERT, batch 8, 3 steps, 1 repetition, 1 thread
@@ -176,9 +177,12 @@ def main() -> None:
             run_harness(model, dataset, args.warmup_run_steps, args.batch, tmp / "harness")
             run_reference(model, rows, args.warmup_run_steps, args.batch, tmp / "st")
         rates: dict[str, list[float]] = {HARNESS: [], REFERENCE: []}
+        runs = {HARNESS: lambda: run_harness(model, dataset, args.steps, args.batch, tmp / "harness"),
+                REFERENCE: lambda: run_reference(model, rows, args.steps, args.batch, tmp / "st")}
         for rep in range(args.reps):
-            rates[HARNESS].append(run_harness(model, dataset, args.steps, args.batch, tmp / "harness"))
-            rates[REFERENCE].append(run_reference(model, rows, args.steps, args.batch, tmp / "st"))
+            # Alternate which goes first (ABBA), so a drift in machine load favours neither.
+            for name in (HARNESS, REFERENCE) if rep % 2 == 0 else (REFERENCE, HARNESS):
+                rates[name].append(runs[name]())
             print(f"  repetition {rep + 1}: harness {rates[HARNESS][-1]:.1f}, "
                   f"sentence-transformers {rates[REFERENCE][-1]:.1f} examples/s", file=sys.stderr)
 
@@ -188,7 +192,7 @@ def main() -> None:
     print(f"- model: {'2-layer random BERT (smoke)' if args.smoke else 'all-MiniLM-L6-v2 (packaged)'}; "
           f"generated collection; batch {args.batch} queries + 1 positive + 1 hard negative each; "
           f"max lengths {MAX_QUERY}/{MAX_PASSAGE}; {args.steps} steps; fp32; "
-          f"median of {args.reps} alternating runs, "
+          f"median of {args.reps} alternating (ABBA) runs, "
           + (f"after a {args.warmup_run_steps}-step warm-up run each" if args.warmup_run_steps else "no warm-up"))
     print(f"- passages encoded per step: harness {docs:.1f} (duplicates merged), "
           f"sentence-transformers {2 * args.batch}")
