@@ -6,6 +6,7 @@ import csv
 import gzip
 import html
 import importlib.util
+import inspect
 import json
 import math
 import re
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from harness.errors import DataError
-from harness.leaderboard.build import build_site, latex_escape
+from harness.leaderboard.build import build_site, doc_sections, inline, latex_escape
 from harness.leaderboard.plots import nice_ticks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
@@ -277,6 +278,7 @@ def test_run_page_shows_provenance_curve_histogram_and_downloads(built):
     for (_, y1), (_, y2), a, b in zip(points, points[1:], log, log[1:]):
         assert (y1 < y2) == (a["loss"] > b["loss"]) or a["loss"] == b["loss"]
     assert text.count('<path class="hist') == 2
+    assert ">score (cosine similarity)</text>" in text
     trec = next(link for link in page.links if link.endswith(".run.trec.gz"))
     assert gzip.decompress((pages[0].parent / trec).read_bytes()) == (run_dir / "run.trec").read_bytes()
     metrics = next(link for link in page.links if link.endswith(".metrics.json"))
@@ -394,6 +396,15 @@ def test_a_board_without_groups_is_unchanged(built, tmp_path):
     assert all(b["groups"] == {} for b in json.loads((tmp_path / "site/leaderboard.json").read_text())["boards"])
 
 
+def test_a_board_of_one_dataset_has_no_average_column(tmp_path):
+    results = fixture.write_results(tmp_path / "results")
+    for name in ("arguana", "scifact"):
+        (results / f"compare/e5/nq/{name}.json").unlink()
+    page = Page(build_site(results, tmp_path / "site").read_text(encoding="utf-8"))
+    assert [c["text"].split()[0] for c in board_table(page, 1, "main")["head"][0]["cells"]] == ["Loss", "nq"]
+    assert "Average" in "".join(c["text"] for c in board_table(page, 2, "main")["head"][0]["cells"])
+
+
 def test_runs_of_one_eval_set_must_agree_on_its_group(tmp_path):
     results = fixture.write_results(tmp_path / "results")
     path = results / "runs/e5/nq/infonce/seed2/scifact/metrics.json"
@@ -445,6 +456,40 @@ def test_nice_ticks_cover_the_range_with_a_round_step(lo, hi):
     mantissa = step / 10 ** math.floor(math.log10(step))
     assert round(mantissa, 6) in (1, 2, 5, 10)
     assert all(b - a == pytest.approx(step) for a, b in zip(ticks, ticks[1:]))
+
+
+def test_docstring_sections_for_the_losses_page():
+    doc = inspect.cleandoc("""
+        Summary of the loss, on
+        two lines with ``code``:
+
+            L = mean_i x_i,
+              + y
+
+        Args:
+            temperature: τ, divides
+                the scores (default 0.05).
+            pairs: a flag.
+
+        References:
+            A <b>paper</b>, https://arxiv.org/abs/1807.03748.
+
+        Example:
+            >>> f(1)
+            2
+        """)
+    assert doc_sections(doc) == [
+        {"title": "", "kind": "prose", "blocks": [("text", "Summary of the loss, on two lines with ``code``:"),
+                                                   ("formula", "L = mean_i x_i,\n  + y")]},
+        {"title": "Args", "kind": "args", "entries": [("temperature", "τ, divides the scores (default 0.05)."),
+                                                      ("pairs", "a flag.")]},
+        {"title": "References", "kind": "prose",
+         "blocks": [("text", "A <b>paper</b>, https://arxiv.org/abs/1807.03748.")]},
+        {"title": "Example", "kind": "code", "text": ">>> f(1)\n2"},
+    ]
+    assert str(inline("A <b>x</b> with ``y``, https://arxiv.org/abs/1807.03748.")) == (
+        'A &lt;b&gt;x&lt;/b&gt; with <code>y</code>, '
+        '<a href="https://arxiv.org/abs/1807.03748" rel="noopener">https://arxiv.org/abs/1807.03748</a>.')
 
 
 def test_latex_escape():

@@ -28,10 +28,12 @@ import os
 import re
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from harness.leaderboard import plots
 from harness.leaderboard.collect import CompareFile, Results, Run, read_results
@@ -105,7 +107,7 @@ def _environment(latex: bool = False) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(fmt=fmt, fmt_p=fmt_p, quantity=fmt_quantity, slug=slug, tex=latex_escape,
+    env.filters.update(fmt=fmt, fmt_p=fmt_p, inline=inline, quantity=fmt_quantity, slug=slug, tex=latex_escape,
                        pretty=lambda obj: json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
     env.globals.update(dataset_page=dataset_page, run_stem=run_stem, loss_anchor=loss_anchor,
                        MAIN=MAIN, plots=plots, best_labels=best_labels)
@@ -121,10 +123,89 @@ def load_registry() -> tuple[dict[str, type], str | None]:
     return dict(REGISTRY), None
 
 
+SECTION = re.compile(r"^([A-Z][A-Za-z ]*):$")
+CODE_SECTIONS = {"Example", "Examples"}
+
+
+def _paragraphs(body: str) -> list[tuple[str, str]]:
+    """Blank-line-separated paragraphs: ("formula", dedented text) when every line is indented,
+    else ("text", the lines joined by spaces)."""
+    out = []
+    for block in re.split(r"\n\s*\n", body):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if all(line[:1].isspace() for line in lines):
+            out.append(("formula", textwrap.dedent("\n".join(lines))))
+        else:
+            out.append(("text", " ".join(line.strip() for line in lines)))
+    return out
+
+
+def _arguments(body: str) -> list[tuple[str, str]]:
+    """``name: description`` entries; an indented line continues the previous description."""
+    items: list[tuple[str, str]] = []
+    for line in body.splitlines():
+        if line[:1].isspace() and items:
+            items[-1] = (items[-1][0], f"{items[-1][1]} {line.strip()}")
+        elif ":" in line:
+            name, _, text = line.partition(":")
+            items.append((name.strip(), text.strip()))
+    return items
+
+
+def doc_sections(doc: str) -> list[dict[str, Any]]:
+    """A Google-style docstring as sections for the losses page.
+
+    The untitled first section and titled ones (``References:``, ...) are paragraphs and indented
+    formulas (:func:`_paragraphs`); ``Args:`` is a list of (name, description); an ``Example:`` is
+    kept verbatim as code.
+    """
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line in doc.splitlines():
+        match = SECTION.match(line)
+        if match:
+            sections.append((match.group(1), []))
+        else:
+            sections[-1][1].append(line)
+    out = []
+    for title, lines in sections:
+        body = textwrap.dedent("\n".join(lines)).strip("\n")
+        if not body.strip():
+            continue
+        if title in CODE_SECTIONS:
+            out.append({"title": title, "kind": "code", "text": body})
+        elif title == "Args":
+            out.append({"title": title, "kind": "args", "entries": _arguments(body)})
+        else:
+            out.append({"title": title, "kind": "prose", "blocks": _paragraphs(body)})
+    return out
+
+
+def inline(text: str) -> markupsafe.Markup:
+    """Escape ``text``, then render ``code`` spans and link bare http(s) URLs."""
+    escaped = str(markupsafe.escape(text))
+    escaped = re.sub(r"``(.+?)``", r"<code>\1</code>", escaped)
+    escaped = re.sub(r"https?://[^\s<>\"]*[^\s<>\".,;:)]",
+                     lambda m: f'<a href="{m[0]}" rel="noopener">{m[0]}</a>', escaped)
+    return markupsafe.Markup(escaped)
+
+
 def _loss_entries(registry: dict[str, type]) -> list[dict[str, Any]]:
-    return [{"name": name, "doc": inspect.cleandoc(cls.__doc__ or ""), "paper": getattr(cls, "paper", None),
+    return [{"name": name, "doc": doc_sections(inspect.cleandoc(cls.__doc__ or "")),
+             "paper": getattr(cls, "paper", None),
              "citation": getattr(cls, "citation", None), "needs_teacher": bool(getattr(cls, "needs_teacher", False)),
              "defaults": cls.defaults()} for name, cls in registry.items()]
+
+
+SIMILARITY_LABELS = {"cosine": "cosine similarity", "dot": "dot product"}
+
+
+def score_label(run: Run) -> str:
+    """The histogram's x label: the model's similarity (``provenance.config.model.settings``) if known."""
+    model = ((run.record.get("provenance") or {}).get("config") or {}).get("model") or {}
+    similarity = (model.get("settings") or {}).get("similarity") if isinstance(model, dict) else None
+    return f"score ({SIMILARITY_LABELS.get(similarity, similarity)})" if similarity else "score"
 
 
 def _run_plots(run: Run) -> dict[str, Any]:
@@ -135,7 +216,7 @@ def _run_plots(run: Run) -> dict[str, Any]:
     if len(edges) >= 2:
         hist = plots.histogram_plot(edges, {
             "positives": ("pos", histogram.get("positives") or [0] * (len(edges) - 1)),
-            "negatives": ("neg", histogram.get("negatives") or [0] * (len(edges) - 1))})
+            "negatives": ("neg", histogram.get("negatives") or [0] * (len(edges) - 1))}, score_label(run))
     curve = plots.line_plot([s for s, _ in log], [v for _, v in log], "step", "training loss") if log else None
     return {"curve": curve, "histogram": hist}
 

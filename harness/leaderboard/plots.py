@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 WIDTH = 640
 LABEL_CHARS = 26
+CHAR_WIDTH = 8.0  # a generous mean advance of a 14px sans-serif character, in viewBox units
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,10 @@ class IntervalPlot:
 
 def interval_plot(metric: str, rows: Sequence[tuple[str, str, float, float | None, float | None]]
                   ) -> IntervalPlot:
-    """``rows``: (label, kind, mean, ci_low, ci_high)."""
+    """``rows``: (label, kind, mean, ci_low, ci_high); the left margin fits the longest (shortened) label."""
     row_h, top, axis_h = 28, 12, 34
-    box = Box(WIDTH, top + row_h * len(rows) + axis_h, 190, top, WIDTH - 20, top + row_h * len(rows))
+    left = 24 + CHAR_WIDTH * max(len(short(label)) for label, *_ in rows)
+    box = Box(WIDTH, top + row_h * len(rows) + axis_h, left, top, WIDTH - 20, top + row_h * len(rows))
     values = [v for _, _, mean, lo, hi in rows for v in (mean, lo, hi) if v is not None]
     tick_values, step = nice_ticks(min(values), max(values))
     axis = Axis(tick_values[0], tick_values[-1], box.left, box.right)
@@ -156,9 +158,11 @@ class HistogramPlot:
     series: list[Series]
     x_ticks: list[Tick]
     y_ticks: list[Tick]
+    x_label: str
 
 
-def histogram_plot(edges: Sequence[float], counts: dict[str, tuple[str, Sequence[int]]]) -> HistogramPlot:
+def histogram_plot(edges: Sequence[float], counts: dict[str, tuple[str, Sequence[int]]],
+                   x_label: str = "score") -> HistogramPlot:
     """``counts``: name → (css class, one count per bin); ``edges`` has one more entry than bins."""
     box = Box(WIDTH, 260, 60, 14, WIDTH - 20, 220)
     fractions = {name: [c / max(1, sum(cs)) for c in cs] for name, (_, cs) in counts.items()}
@@ -174,4 +178,5 @@ def histogram_plot(edges: Sequence[float], counts: dict[str, tuple[str, Sequence
             d.append(f"L{x_axis(edges[i])},{y_axis(f)}L{x_axis(edges[i + 1])},{y_axis(f)}")
         d.append(f"L{x_axis(edges[-1])},{y_axis(0)}Z")
         series.append(Series(name, css, "".join(d), int(sum(cs))))
-    return HistogramPlot(box, series, _axis_ticks(x_values, x_step, x_axis), _axis_ticks(y_values, y_step, y_axis))
+    return HistogramPlot(box, series, _axis_ticks(x_values, x_step, x_axis), _axis_ticks(y_values, y_step, y_axis),
+                         x_label)

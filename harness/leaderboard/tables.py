@@ -78,6 +78,10 @@ class View:
     rows: list[BoardRow]
     group_after: dict[int, str]
 
+    def members(self, group: str) -> list[str]:
+        """The eval sets of ``group``, in column order."""
+        return [cf.eval for cf, _ in self.columns if cf.group == group]
+
 
 @dataclass(frozen=True)
 class Board:
