@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from harness.errors import DataError
-from harness.leaderboard.build import build_site, doc_sections, inline, latex_escape
+from harness.leaderboard.build import breakable, build_site, doc_sections, inline, latex_escape
 from harness.leaderboard.plots import nice_ticks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
@@ -490,6 +490,10 @@ def test_docstring_sections_for_the_losses_page():
     assert str(inline("A <b>x</b> with ``y``, https://arxiv.org/abs/1807.03748.")) == (
         'A &lt;b&gt;x&lt;/b&gt; with <code>y</code>, '
         '<a href="https://arxiv.org/abs/1807.03748" rel="noopener">https://arxiv.org/abs/1807.03748</a>.')
+
+
+def test_long_labels_may_break_after_separators_and_stay_escaped():
+    assert str(breakable("mw.t=0.05,<b>_x")) == "mw.<wbr>t=<wbr>0.<wbr>05,<wbr>&lt;b&gt;_<wbr>x"
 
 
 def test_latex_escape():

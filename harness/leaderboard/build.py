@@ -107,7 +107,8 @@ def _environment(latex: bool = False) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(fmt=fmt, fmt_p=fmt_p, inline=inline, quantity=fmt_quantity, slug=slug, tex=latex_escape,
+    env.filters.update(fmt=fmt, fmt_p=fmt_p, inline=inline, breakable=breakable, quantity=fmt_quantity, slug=slug,
+                       tex=latex_escape,
                        pretty=lambda obj: json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
     env.globals.update(dataset_page=dataset_page, run_stem=run_stem, loss_anchor=loss_anchor,
                        MAIN=MAIN, plots=plots, best_labels=best_labels)
@@ -189,6 +190,11 @@ def inline(text: str) -> markupsafe.Markup:
     escaped = re.sub(r"https?://[^\s<>\"]*[^\s<>\".,;:)]",
                      lambda m: f'<a href="{m[0]}" rel="noopener">{m[0]}</a>', escaped)
     return markupsafe.Markup(escaped)
+
+
+def breakable(text: str) -> markupsafe.Markup:
+    """Escape ``text`` and allow a line break after each ``.``, ``=``, ``,`` and ``_`` (long row labels)."""
+    return markupsafe.Markup(re.sub(r"([.=,_])", r"\1<wbr>", str(markupsafe.escape(text))))
 
 
 def _loss_entries(registry: dict[str, type]) -> list[dict[str, Any]]:

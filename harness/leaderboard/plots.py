@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 WIDTH = 640
 LABEL_CHARS = 26
-CHAR_WIDTH = 8.0  # a generous mean advance of a 14px sans-serif character, in viewBox units
+CHAR_WIDTH = 9.0  # a generous mean advance of a 14px sans-serif character, in viewBox units
 
 
 @dataclass(frozen=True)
