@@ -259,7 +259,7 @@ class Trainer:
         decay = [p for n, p in self.model.named_parameters() if not any(s in n for s in ("bias", "LayerNorm"))]
         no_decay = [p for n, p in self.model.named_parameters() if any(s in n for s in ("bias", "LayerNorm"))]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate)
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate, fused=True)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, args.warmup_steps, self.total_steps)
         self.step = 0
         self.log: list[dict[str, Any]] = []
