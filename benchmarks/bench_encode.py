@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from machine import cpu_model, seconds  # noqa: E402
 from harness.data.format import read_corpus  # noqa: E402
 from harness.models.registry import load_model, packaged_minilm_path  # noqa: E402
 from harness.retrieval import passage_text  # noqa: E402
@@ -36,17 +34,6 @@ from harness.retrieval import passage_text  # noqa: E402
 CORPUS = ROOT.parent / "shared" / "data" / "cranfield" / "corpus.jsonl"
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:

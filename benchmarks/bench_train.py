@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from machine import cpu_model  # noqa: E402
 from harness.data.format import read_corpus, read_queries, read_train_groups  # noqa: E402
 from harness.data.prepare import prepare  # noqa: E402
 from harness.models.biencoder import EncoderSettings  # noqa: E402
@@ -53,12 +53,6 @@ MAX_QUERY, MAX_PASSAGE = 32, 128
 LEARNING_RATE, WEIGHT_DECAY, MAX_GRAD_NORM, SEED = 2e-5, 0.01, 1.0, 1
 HARNESS, REFERENCE = "harness train (infonce)", "sentence-transformers (MNRL)"
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def triples(dataset: Path, seed: int = SEED) -> list[dict[str, str]]:

@@ -238,7 +238,7 @@ def load_row(label: str, kind: str, run_dirs: list[Path], results_root: Path) ->
     for run_dir in map(Path, run_dirs):
         record = read_json(run_dir / "metrics.json")
         try:
-            seed, metrics = int(record["run"]["seed"]), record["metrics"]
+            seed, _ = int(record["run"]["seed"]), record["metrics"]  # both must be there
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"missing or bad run.seed or metrics ({exc})", run_dir / "metrics.json") from None
         runs.append((seed, run_dir, record, *_read_per_query(run_dir / "per_query.jsonl")))

@@ -13,7 +13,7 @@ from ir_datasets.formats import TrecQrels, TsvDocPairs, TsvDocs, TsvQueries
 from ir_datasets.util import LocalDownload
 
 from harness.data import beir_dir, dpr
-from harness.data.format import read_corpus, read_qrels, read_queries, read_train_groups, sha256, splits
+from harness.data.format import read_corpus, read_qrels, read_queries, read_train_groups, sha256
 from harness.data.prepare import prepare
 from harness.errors import ConfigError, DataError
 from harness.io import read_json

@@ -18,7 +18,7 @@ from harness.errors import TrainingError
 from harness.losses import get_loss
 from harness.models.registry import build_tiny, load_model
 from harness.models.biencoder import EncoderSettings
-from harness.train import Batch, BatchBuilder, TrainArgs, Trainer, loss_step, train
+from harness.train import BatchBuilder, TrainArgs, Trainer, loss_step, train
 from harness.data.format import read_corpus, read_queries, read_train_groups
 
 SETTINGS = {"max_query_length": 16, "max_passage_length": 24}
