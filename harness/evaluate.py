@@ -55,7 +55,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         doc_ids = list(corpus)
         doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True)
     query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True)
-    scores, indices = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32), index).search(
+    doc_emb = np.asarray(doc_emb, dtype=np.float32)  # once: shards may be float16 memory maps
+    scores, indices = FlatIPSearcher(doc_emb, index).search(
         query_emb, min(TOP_K, len(doc_ids)))
 
     level = positive_level(family)
@@ -63,7 +64,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     pos_rows = [np.array([doc_row[d] for d, g in qrels.get(q, {}).items() if g >= level and d in doc_row],
                          dtype=np.int64) for q in query_ids]
     pair_q = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(pos_rows)])
-    flat = pair_scores(query_emb, np.asarray(doc_emb, dtype=np.float32), pair_q, np.concatenate(pos_rows))
+    flat = pair_scores(query_emb, doc_emb, pair_q, np.concatenate(pos_rows))
     positive_scores = np.split(flat, np.cumsum([len(r) for r in pos_rows])[:-1])
 
     hits = None
