@@ -74,10 +74,17 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_mine(a: argparse.Namespace) -> None:
-    from harness.data.mining import mine_bm25
+    from harness.data.mining import mine_bm25, mine_dense
 
-    mine_bm25(Path(a.dataset), Path(a.out), a.negatives, a.seed)
-    log.info("%s negatives -> %s", a.miner, a.out)
+    if a.model is None:
+        mine_bm25(Path(a.dataset), Path(a.out), a.negatives, a.seed)
+    else:
+        from harness.models.registry import load_model
+
+        _threads(a.threads)
+        mine_dense(Path(a.dataset), Path(a.out), a.negatives, a.seed, load_model(a.model, a.settings),
+                   Path(a.embeddings) if a.embeddings else None, a.batch_size)
+    log.info("%s negatives%s -> %s", a.model or "bm25", f" over {a.embeddings}" if a.embeddings else "", a.out)
 
 
 def cmd_encode(a: argparse.Namespace) -> None:
@@ -142,8 +149,12 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--settings", type=_json, default={}, help="encoder settings as JSON (base models only)")
         s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
 
-    s = sub.add_parser("mine", help="mine hard negatives for a dataset's training groups")
-    s.add_argument("--miner", choices=["bm25"], default="bm25")
+    s = sub.add_parser("mine", help="mine hard negatives for a dataset's training groups (BM25, or dense with --model)")
+    s.add_argument("--model", help="mine with this bi-encoder's top results instead of BM25 (minilm, a folder, a hub id)")
+    s.add_argument("--settings", type=_json, default={}, help="encoder settings as JSON (base models only)")
+    s.add_argument("--embeddings", help="the corpus's embedding shards by --model (default: encode here)")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
     s.add_argument("--dataset", required=True)
     s.add_argument("--negatives", type=int, default=30)
     s.add_argument("--seed", type=int, default=13)

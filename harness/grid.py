@@ -8,13 +8,15 @@ here, once, so the rules, the tests and the site agree on it.
 Results tree (relative to ``results``)::
 
     data/<dataset>/                                 prepared dataset (meta.json marks it done)
+    mined/<dataset>/<miner>.jsonl                   training groups with mined hard negatives
     teacher/<dataset>/<teacher>.jsonl               teacher scores for listwise distillation
     checkpoints/<model>/<train>/<loss>/seed<s>/     trained model (sentence-transformers folder)
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
 
-The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0.
+The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
+miner (a model key) ranks with that model's zero-shot embeddings of the training corpus.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import yaml
 from harness.errors import ConfigError
 
 ZERO_SHOT = "zero-shot"
+MINERS = ("given", "bm25")
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,16 @@ def check(config: dict[str, Any]) -> None:
     datasets = config["datasets"]
     for name, spec in datasets.items():
         metrics_for(spec["family"], spec.get("metrics"))
-    for name in config["train_sets"]:
+    for name in MINERS:
+        if name in config["models"]:
+            raise ConfigError(f"{name!r} names a miner; call the model something else", key=f"models.{name}")
+    for name, spec in config["train_sets"].items():
         if name not in datasets:
             raise ConfigError(f"names dataset {name!r}, which is not under 'datasets'", key=f"train_sets.{name}")
+        miner = spec.get("miner", "given")
+        if miner not in MINERS and miner not in config["models"]:
+            raise ConfigError(f"miner {miner!r} is neither one of {list(MINERS)} nor a model under 'models'",
+                              key=f"train_sets.{name}.miner")
     for name, spec in config["eval_sets"].items():
         for field in ("dataset", "corpus"):
             dataset = spec.get(field, spec.get("dataset", name))
@@ -159,11 +169,12 @@ class Grid:
             "loss": one_of([*self.losses, ZERO_SHOT]),
             "eval": one_of(list(self.eval_sets)),
             "dataset": one_of(list(self.datasets)),
-            "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets})),
+            "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets}
+                                    | {t for t in self.train_sets if self.dense_miner(t)})),
             "seed": r"\d+",
             "shard": r"\d+",
             "shards": r"\d+",
-            "miner": "bm25",
+            "miner": one_of(sorted({self.train_sets[t]["miner"] for t in self.train_sets} - {"given"}) or ["bm25"]),
             "teacher": re.escape(self.teacher_name()),
         }
 
@@ -189,6 +200,16 @@ class Grid:
         """The mined training groups of a train set ([] when it trains on its own hard negatives)."""
         miner = self.train_sets[train]["miner"]
         return [] if miner == "given" else [f"{self.results}/mined/{train}/{miner}.jsonl"]
+
+    def dense_miner(self, train: str) -> str | None:
+        """The model whose zero-shot top results give a train set its hard negatives, if any."""
+        miner = self.train_sets[train]["miner"]
+        return None if miner in MINERS else miner
+
+    def miner_shards(self, train: str) -> list[str]:
+        """The corpus embeddings a dense miner searches: its zero-shot encoding of the train corpus."""
+        model = self.dense_miner(train)
+        return [] if model is None else self.shard_files(model, ZERO_SHOT, ZERO_SHOT, 0, train)
 
     def eval_metas(self) -> list[str]:
         """The ``meta.json`` of every dataset evaluated (the training leakage guard reads them)."""

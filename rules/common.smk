@@ -21,6 +21,7 @@ RESOURCE_DEFAULTS = {
     "encode": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "evaluate": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "teacher": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
+    "mine": {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1},
 }
 
 

@@ -54,16 +54,29 @@ rule teacher:
 rule mine:
     input:
         meta=f"{R}/data/{{dataset}}/meta.json",
+        shards=lambda w: GRID.miner_shards(w.dataset),
     output:
         groups=f"{R}/mined/{{dataset}}/{{miner}}.jsonl",
     params:
         folder=lambda w: GRID.data(w.dataset),
         negatives=lambda w: GRID.train_sets[w.dataset]["mined_negatives"],
         seed=13,
+        dense=lambda w, input: (
+            f"--model {shlex.quote(base_model(w.miner))} --settings {arg(model_settings(w.miner))}"
+            f" --embeddings {os.path.dirname(input.shards[0])} --batch-size {config['encode']['batch_size']}"
+            if input.shards
+            else ""
+        ),
+    threads: res("mine", "threads")
+    resources:
+        mem_mb=res("mine", "mem_mb"),
+        runtime=res("mine", "runtime"),
+        gpu=res("mine", "gpu"),
+        cpus_per_task=res("mine", "threads"),
     log:
         f"{R}/logs/mine/{{dataset}}/{{miner}}.log",
     benchmark:
         f"{R}/benchmarks/mine/{{dataset}}/{{miner}}.tsv"
     shell:
-        "harness mine --miner {wildcards.miner} --dataset {params.folder} --negatives {params.negatives}"
-        " --seed {params.seed} --out {output.groups} > {log} 2>&1"
+        "harness mine --dataset {params.folder} {params.dense} --negatives {params.negatives}"
+        " --seed {params.seed} --threads {threads} --out {output.groups} > {log} 2>&1"

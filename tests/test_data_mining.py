@@ -15,7 +15,7 @@ from harness.data.format import (
     write_queries,
     write_train_groups,
 )
-from harness.data.mining import mine_bm25
+from harness.data.mining import mine_bm25, mine_dense
 from harness.errors import DataError
 
 DOCS = {
@@ -91,3 +91,39 @@ def test_without_train_groups_mining_is_a_data_error(dataset: Path) -> None:
     (dataset / "qrels" / "train.tsv").unlink()
     with pytest.raises(DataError, match="no train.jsonl"):
         mine_bm25(dataset, dataset / "mined.jsonl", negatives=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from harness.models.registry import load_model
+
+    return load_model("minilm")
+
+
+def test_dense_negatives_are_the_unjudged_docs_in_the_encoders_order(dataset: Path, encoder) -> None:
+    import numpy as np
+
+    mine_dense(dataset, dataset / "dense.jsonl", negatives=10, seed=0, encoder=encoder)
+    groups = {g.query_id: g for g in read_train_groups(dataset / "dense.jsonl")}
+    doc_emb = encoder.encode(list(DOCS.values()), "passage")
+    judged = {"q1": {"a", "h"}, "q2": {"b"}, "q3": {"g"}}
+    for qid, group in groups.items():
+        scores = doc_emb @ encoder.encode([QUERIES[qid]], "query")[0]
+        ranking = [d for _, d in sorted(zip(-scores, DOCS)) if d not in judged[qid]]
+        assert group.negatives == ranking
+    assert groups["q3"].negatives  # unlike BM25, a dense ranker scores every passage
+
+
+def test_dense_mining_from_stored_shards_equals_encoding_here(dataset: Path, encoder) -> None:
+    from harness.data.format import read_corpus
+    from harness.retrieval import encode_corpus_shard
+
+    corpus = read_corpus(dataset / "corpus.jsonl")
+    for shard in range(2):
+        encode_corpus_shard(encoder, corpus, dataset / "emb", shard, 2, 4, "float32")
+    mine_dense(dataset, dataset / "here.jsonl", negatives=2, seed=5, encoder=encoder)
+    mine_dense(dataset, dataset / "stored.jsonl", negatives=2, seed=5, encoder=encoder, embeddings=dataset / "emb")
+    assert (dataset / "stored.jsonl").read_bytes() == (dataset / "here.jsonl").read_bytes()
+    write_corpus(dataset / "corpus.jsonl", ((d, "", text) for d, text in list(DOCS.items())[:-1]))
+    with pytest.raises(DataError, match="do not cover"):
+        mine_dense(dataset, dataset / "stale.jsonl", negatives=2, seed=5, encoder=encoder, embeddings=dataset / "emb")

@@ -56,6 +56,8 @@ def test_schema_names_the_offending_key(config: dict, mutate, fragment: str) -> 
     (lambda c: c["eval_sets"].update(nosuch={"split": "test"}), "eval_sets.nosuch"),
     (lambda c: c.update(baseline="nosuch"), "baseline"),
     (lambda c: c["datasets"]["synthetic"].update(metrics=["ndcg@ten"]), "ndcg@ten"),
+    (lambda c: c["train_sets"]["synthetic"].update(miner="minlm"), "train_sets.synthetic.miner"),
+    (lambda c: c["models"].update(bm25={"path": "minilm"}), "models.bm25"),
 ])
 def test_semantic_errors_name_the_key(config: dict, mutate, key: str) -> None:
     bad = copy.deepcopy(config)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.data.format import read_train_groups
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -22,7 +24,7 @@ TINY_GRID = {
                          "options": {"seed": 5, "docs": 120, "train_queries": 40, "dev_queries": 8,
                                      "test_queries": 16}}},
     "train_sets": {"gen": {"batch_size": 8, "hard_negatives": 1, "max_positives": 2, "max_steps": 2,
-                           "learning_rate": 1e-3}},
+                           "learning_rate": 1e-3, "miner": "tiny", "mined_negatives": 3}},
     "eval_sets": {"gen": {"split": "test"}},
     "losses": {"infonce": {}, "mw": {}, "listwise_kd": {}},
     "teacher": {"kind": "bi-encoder", "model": "tiny"},
@@ -52,9 +54,10 @@ def test_dry_run_lists_the_whole_dag(grid_dir: Path) -> None:
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 3 losses x 1 seed trained; evaluations: those + zero-shot; 2 shards per evaluated model.
-    assert counts == {"all": 1, "prepare": 1, "teacher": 1, "train": 3, "encode": 8, "evaluate": 4,
-                      "compare": 1, "site": 1, "total": 20}
+    # 3 losses x 1 seed trained; evaluations: those + zero-shot; 2 shards per evaluated model;
+    # the dense miner searches the zero-shot shards, so mining adds no encoding.
+    assert counts == {"all": 1, "prepare": 1, "mine": 1, "teacher": 1, "train": 3, "encode": 8, "evaluate": 4,
+                      "compare": 1, "site": 1, "total": 21}
 
 
 def test_grid_runs_to_a_site_and_a_rerun_does_nothing(grid_dir: Path) -> None:
@@ -70,6 +73,9 @@ def test_grid_runs_to_a_site_and_a_rerun_does_nothing(grid_dir: Path) -> None:
     assert metrics["provenance"]["versions"]["torch"]
     kd = json.loads((results / "runs/tiny/gen/listwise_kd/seed1/gen/metrics.json").read_text())
     assert kd["provenance"]["config"]["train"]["teacher"] == {"kind": "bi-encoder", "model": "tiny"}
+    mined = read_train_groups(results / "mined/gen/tiny.jsonl")
+    assert mined and all(len(g.negatives) == 3 and not set(g.negatives) & set(g.positives) for g in mined)
+    assert "over results/embeddings/tiny/zero-shot/zero-shot/seed0/gen ->" in (results / "logs/mine/gen/tiny.log").read_text()
     compare = json.loads((results / "compare/tiny/gen/gen.json").read_text())
     assert [r["loss"] for r in compare["rows"]] == ["zero-shot", "infonce", "mw", "listwise_kd"]
     index = (grid_dir / "site/index.html").read_text()

@@ -1,20 +1,29 @@
-"""Hard-negative mining with BM25 (``bm25s``), excluding judged positives.
+"""Hard-negative mining, excluding judged positives: BM25 (``bm25s``) or a dense retriever.
 
-BM25 (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009)
-scores a document d for a query q as
-``Σ_{t∈q} idf(t) · tf(t,d)·(k1+1) / (tf(t,d) + k1·(1 − b + b·|d|/avgdl))`` with k1 = 1.5, b = 0.75
-(bm25s' Lucene variant). As in DPR (Karpukhin et al., EMNLP 2020), the hard negatives of a training
-query are highly ranked BM25 passages that are not judged relevant to it: the miner takes the
-top ``3 × negatives`` non-positive passages with a positive score and draws ``negatives`` of them with a seeded
-generator (RocketQA-style sampling, Qu et al., NAACL 2021), kept in BM25 rank order.
+As in DPR (Karpukhin et al., EMNLP 2020), the hard negatives of a training query are highly
+ranked passages that are not judged relevant to it. Two rankers:
+
+- **BM25** (Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and Beyond", 2009)
+  scores a document d for a query q as
+  ``Σ_{t∈q} idf(t) · tf(t,d)·(k1+1) / (tf(t,d) + k1·(1 − b + b·|d|/avgdl))`` with k1 = 1.5,
+  b = 0.75 (bm25s' Lucene variant); passages with score 0 share no term and are never taken.
+- **dense**: the inner product of a bi-encoder's query and passage embeddings, searched exactly
+  (faiss flat), as ANCE (Xiong et al., ICLR 2021) and RocketQA (Qu et al., NAACL 2021) mine
+  negatives from a dense retriever's top results.
+
+Either way the miner takes the top ``3 × negatives`` non-positive passages and draws
+``negatives`` of them with a seeded generator (RocketQA-style sampling), kept in rank order.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bm25s
+import numpy as np
 
 from harness.data.format import (
     Qrels,
@@ -29,6 +38,9 @@ from harness.data.format import (
 )
 from harness.errors import DataError
 
+if TYPE_CHECKING:
+    from harness.models.biencoder import BiEncoder
+
 POOL_FACTOR = 3
 
 
@@ -42,13 +54,24 @@ def train_groups(qrels: Qrels) -> list[TrainGroup]:
     return groups
 
 
-def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None:
-    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` BM25 hard negatives each.
+@dataclass
+class MiningInput:
+    """What a miner ranks: the corpus, the training groups with their query texts, and for each
+    query every document it must never get as a negative (judged > 0 in any split, or a positive)."""
 
-    The groups come from ``dataset/train.jsonl`` (or, without one, from ``qrels/train.tsv``); a
-    document judged relevant (grade > 0) to the query in any split, or listed as its positive,
-    is never a negative. Existing negatives are replaced.
-    """
+    corpus: dict[str, dict[str, str]]
+    groups: list[TrainGroup]
+    query_texts: list[str]
+    judged: dict[str, set[str]]
+
+    def depth(self, negatives: int) -> int:
+        """How deep to rank so that ``3 × negatives`` unjudged passages survive for every query."""
+        return min(len(self.corpus), POOL_FACTOR * negatives + max(len(self.judged[g.query_id]) for g in self.groups))
+
+
+def load_mining_input(dataset: Path) -> MiningInput:
+    """Read ``dataset``'s corpus, queries, judgements and training groups (``train.jsonl``, or
+    else the ``train`` qrels); raises :class:`DataError` when there is nothing to mine for."""
     dataset = Path(dataset)
     corpus = read_corpus(dataset / "corpus.jsonl")
     queries = read_queries(dataset / "queries.jsonl")
@@ -58,6 +81,8 @@ def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None
         groups = train_groups(read_qrels(dataset / "qrels" / "train.tsv", queries).qrels)
     else:
         raise DataError("no train.jsonl and no qrels/train.tsv to mine negatives for", dataset)
+    if not groups:
+        raise DataError("no training groups to mine negatives for", dataset / "train.jsonl")
     judged: dict[str, set[str]] = {}
     for split in splits(dataset):
         for qid, docs in read_qrels(dataset / "qrels" / f"{split}.tsv").qrels.items():
@@ -67,18 +92,52 @@ def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None
             raise DataError(f"training query {group.query_id!r} has no text in queries.jsonl",
                             dataset / "train.jsonl", field="query_id")
         judged.setdefault(group.query_id, set()).update(group.positives)
+    return MiningInput(corpus, groups, [queries[g.query_id]["text"] for g in groups], judged)
 
-    doc_ids = list(corpus)
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([passage_text(d) for d in corpus.values()], show_progress=False),
-                    show_progress=False)
-    depth = min(len(doc_ids), POOL_FACTOR * negatives + max(len(judged[g.query_id]) for g in groups))
-    tokens = bm25s.tokenize([queries[g.query_id]["text"] for g in groups], return_ids=False, show_progress=False)
-    ranked, scores = retriever.retrieve(tokens, k=depth, show_progress=False, n_threads=1)
+
+def sample_negatives(data: MiningInput, ranked: list[list[str]], negatives: int, seed: int) -> list[TrainGroup]:
+    """Give each group ``negatives`` passages drawn (seeded) from its top ``3 × negatives``
+    unjudged ones in ``ranked`` (best first), kept in rank order; existing negatives are replaced."""
     rng = random.Random(seed)
-    for group, row, row_scores in zip(groups, ranked, scores):
-        pool = [doc_ids[i] for i, score in zip(row, row_scores)
-                if score > 0 and doc_ids[i] not in judged[group.query_id]][: POOL_FACTOR * negatives]
+    for group, docs in zip(data.groups, ranked):
+        pool = [d for d in docs if d not in data.judged[group.query_id]][: POOL_FACTOR * negatives]
         keep = sorted(rng.sample(range(len(pool)), min(negatives, len(pool))))
         group.negatives = [pool[i] for i in keep]
-    write_train_groups(out_train, groups)
+    return data.groups
+
+
+def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None:
+    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` BM25 hard negatives each."""
+    data = load_mining_input(dataset)
+    doc_ids = list(data.corpus)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([passage_text(d) for d in data.corpus.values()], show_progress=False),
+                    show_progress=False)
+    tokens = bm25s.tokenize(data.query_texts, return_ids=False, show_progress=False)
+    rows, scores = retriever.retrieve(tokens, k=data.depth(negatives), show_progress=False, n_threads=1)
+    ranked = [[doc_ids[i] for i, score in zip(row, row_scores) if score > 0] for row, row_scores in zip(rows, scores)]
+    write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
+
+
+def mine_dense(dataset: Path, out_train: Path, negatives: int, seed: int, encoder: BiEncoder,
+               embeddings: Path | None = None, batch_size: int = 128) -> None:
+    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` hard negatives
+    each from ``encoder``'s exact top results.
+
+    ``embeddings`` is a folder of the corpus's embedding shards by the same encoder (the workflow
+    reuses its zero-shot encoding); without it the corpus is encoded here.
+    """
+    from harness.retrieval import FlatIPSearcher, load_corpus_embeddings
+
+    data = load_mining_input(dataset)
+    if embeddings is not None:
+        doc_ids, doc_emb = load_corpus_embeddings(Path(embeddings))
+        if set(doc_ids) != set(data.corpus):
+            raise DataError("the embeddings do not cover exactly this dataset's corpus", embeddings)
+    else:
+        doc_ids = list(data.corpus)
+        doc_emb = encoder.encode([passage_text(data.corpus[d]) for d in doc_ids], "passage", batch_size)
+    query_emb = encoder.encode(data.query_texts, "query", batch_size)
+    _, rows = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32)).search(query_emb, data.depth(negatives))
+    ranked = [[doc_ids[i] for i in row if i >= 0] for row in rows]
+    write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
