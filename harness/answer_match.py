@@ -65,17 +65,17 @@ def has_answer(text: str, answers: list[str], regex: bool = False) -> bool:
     return _matcher(answers, regex)(_prepare(text, regex))
 
 
-def answer_hits(indices: np.ndarray, doc_texts: list[str], answers: list[list[str]],
+def answer_hits(indices: np.ndarray, text_of: Callable[[int], str], answers: list[list[str]],
                 regex: bool = False) -> np.ndarray:
-    """bool [Q, k]: whether the passage ``doc_texts[indices[q, i]]`` contains an answer of query ``q``.
+    """bool [Q, k]: whether the passage ``text_of(indices[q, i])`` contains an answer of query ``q``.
 
-    ``indices`` are rows into ``doc_texts`` (-1: no result, never a hit); each retrieved passage
-    is prepared once however many queries retrieved it.
+    ``indices`` are corpus rows (-1: no result, never a hit). ``text_of`` is called once per
+    distinct retrieved row, so a caller with a 21M-passage corpus builds only the texts retrieved.
     """
     indices = np.asarray(indices)
     if len(indices) != len(answers):
         raise DataError(f"{len(indices)} result rows but {len(answers)} answer lists", field="answers")
-    texts = {r: _prepare(doc_texts[r], regex) for r in np.unique(indices[indices >= 0]).tolist()}
+    texts = {r: _prepare(text_of(r), regex) for r in np.unique(indices[indices >= 0]).tolist()}
     hits = np.zeros(indices.shape, dtype=bool)
     for q, (result, query_answers) in enumerate(zip(indices.tolist(), answers)):
         matches = _matcher(query_answers, regex)

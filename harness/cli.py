@@ -83,7 +83,7 @@ def cmd_mine(a: argparse.Namespace) -> None:
 
         _threads(a.threads)
         mine_dense(Path(a.dataset), Path(a.out), a.negatives, a.seed, load_model(a.model, a.settings),
-                   Path(a.embeddings) if a.embeddings else None, a.batch_size)
+                   Path(a.embeddings) if a.embeddings else None, a.batch_size, a.bf16)
     log.info("%s negatives%s -> %s", a.model or "bm25", f" over {a.embeddings}" if a.embeddings else "", a.out)
 
 
@@ -95,7 +95,7 @@ def cmd_encode(a: argparse.Namespace) -> None:
     _threads(a.threads)
     model = load_model(a.model, a.settings)
     encode_corpus_shard(model, read_corpus(Path(a.dataset) / "corpus.jsonl"), Path(a.out), a.shard,
-                        a.num_shards, a.batch_size, a.dtype)
+                        a.num_shards, a.batch_size, a.dtype, bf16=a.bf16)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -105,7 +105,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     record = evaluate(a.model, Path(a.dataset), a.split, Path(a.out), family=a.family, extra_metrics=a.metrics,
                       corpus_dir=Path(a.corpus) if a.corpus else None,
                       settings=a.settings, embeddings=Path(a.embeddings) if a.embeddings else None,
-                      batch_size=a.batch_size, index=a.index, run_info=a.run_info)
+                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, bf16=a.bf16)
     log.info("%s", json.dumps(record["metrics"], sort_keys=True))
 
 
@@ -154,6 +154,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--settings", type=_json, default={}, help="encoder settings as JSON (base models only)")
     s.add_argument("--embeddings", help="the corpus's embedding shards by --model (default: encode here)")
     s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
     s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
     s.add_argument("--dataset", required=True)
     s.add_argument("--negatives", type=int, default=30)
@@ -191,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", type=int, default=0)
     s.add_argument("--num-shards", type=int, default=1)
     s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
     s.add_argument("--dtype", choices=["float16", "float32"], default="float32")
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_encode)
@@ -204,6 +206,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="*", default=[])
     s.add_argument("--embeddings", help="folder of precomputed corpus shards")
     s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
     s.add_argument("--index", default="Flat", help="faiss index factory string")
     s.add_argument("--run-info", type=_json, default={}, help="grid key and config for metrics.json")
     s.add_argument("--out", required=True)

@@ -35,8 +35,11 @@ def positive_level(family: str) -> int:
 def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = "generic", corpus_dir: Path | None = None,
              extra_metrics: list[str] | None = None, settings: dict[str, Any] | None = None,
              embeddings: Path | None = None, batch_size: int = 128, index: str = "Flat",
-             run_info: dict[str, Any] | None = None, tag: str = "lossboard") -> dict[str, Any]:
-    """Encode, search, score and write the three result files; returns the metrics record."""
+             run_info: dict[str, Any] | None = None, tag: str = "lossboard", bf16: bool = False) -> dict[str, Any]:
+    """Encode, search, score and write the three result files; returns the metrics record.
+
+    ``bf16`` encodes under bfloat16 autocast on a GPU, as the stored corpus shards were.
+    """
     start = time.perf_counter()
     dataset, out = Path(dataset), Path(out)
     metric_names = metrics_for(family, extra_metrics)
@@ -53,8 +56,9 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         doc_ids, doc_emb = load_corpus_embeddings(Path(embeddings))
     else:
         doc_ids = list(corpus)
-        doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True)
-    query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True)
+        doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True,
+                                 bf16=bf16)
+    query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, bf16=bf16)
     doc_emb = np.asarray(doc_emb, dtype=np.float32)  # once: shards may be float16 memory maps
     scores, indices = FlatIPSearcher(doc_emb, index).search(
         query_emb, min(TOP_K, len(doc_ids)))
@@ -69,7 +73,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
 
     hits = None
     if any(m.startswith("hits@") for m in metric_names):
-        hits = answer_hits(indices, [passage_text(corpus[d]) for d in doc_ids],
+        hits = answer_hits(indices, lambda row: passage_text(corpus[doc_ids[row]]),
                            [queries[q].get("answers", []) for q in query_ids])
     result = compute_metrics(query_ids, doc_ids, indices, scores, qrels, metric_names,
                              answer_hits=hits, positive_scores=positive_scores)

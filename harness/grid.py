@@ -105,6 +105,10 @@ def check(config: dict[str, Any]) -> None:
             if dataset not in datasets:
                 raise ConfigError(f"names dataset {dataset!r}, which is not under 'datasets'",
                                   key=f"eval_sets.{name}" + (f".{field}" if field in spec else ""))
+        searched = datasets[spec.get("corpus", spec.get("dataset", name))]
+        if searched["source"] == "dpr-qa" and (searched.get("options") or {}).get("corpus") == "contexts":
+            raise ConfigError("searches a corpus of training contexts only; name the dataset holding the full "
+                              "corpus with 'corpus:'", key=f"eval_sets.{name}")
         if "family" in spec:
             metrics_for(spec["family"], datasets[spec.get("dataset", name)].get("metrics"))
     for label, params in (config.get("losses") or {}).items():

@@ -63,7 +63,7 @@ rule mine:
         seed=13,
         dense=lambda w, input: (
             f"--model {shlex.quote(base_model(w.miner))} --settings {arg(model_settings(w.miner))}"
-            f" --embeddings {os.path.dirname(input.shards[0])} --batch-size {config['encode']['batch_size']}"
+            f" --embeddings {os.path.dirname(input.shards[0])} --batch-size {config['encode']['batch_size']} {BF16}"
             if input.shards
             else ""
         ),

@@ -29,7 +29,7 @@ rule encode:
     shell:
         "harness encode --model {params.model} --settings {params.settings} --dataset {params.folder}"
         " --shard {params.shard} --num-shards {params.shards} --batch-size {params.batch_size}"
-        " --dtype {params.dtype} --threads {threads} --out {params.out} > {log} 2>&1"
+        " --dtype {params.dtype} --threads {threads} --out {params.out} %s > {log} 2>&1" % BF16
 
 
 rule evaluate:
@@ -67,4 +67,4 @@ rule evaluate:
         "harness evaluate --model {params.model} --settings {params.settings} --dataset {params.folder}"
         " --corpus {params.corpus} --embeddings {params.embeddings} --split {params.split}"
         " --family {params.family} --metrics {params.metrics} --index {params.index}"
-        " --run-info {params.info} --threads {threads} --out {params.out} > {log} 2>&1"
+        " --run-info {params.info} --threads {threads} --out {params.out} %s > {log} 2>&1" % BF16

@@ -99,11 +99,24 @@ def test_answer_hits_matrix():
     indices = rng.integers(-1, len(CORPUS), size=(len(CASES), 6))
     answers = [case[0] for case in CASES]
     for regex in (False, True):
-        hits = answer_hits(indices, CORPUS, answers, regex=regex)
+        hits = answer_hits(indices, CORPUS.__getitem__, answers, regex=regex)
         expected = [[r >= 0 and plain_has_answer(CORPUS[r], a, regex) for r in row]
                     for row, a in zip(indices.tolist(), answers)]
         np.testing.assert_array_equal(hits, expected)
         assert not hits[indices < 0].any()
+
+
+def test_answer_hits_builds_each_retrieved_text_once():
+    indices = np.array([[0, 7, -1], [7, 0, 7]])
+    asked: list[int] = []
+
+    def text_of(row: int) -> str:
+        asked.append(row)
+        return CORPUS[row]
+
+    hits = answer_hits(indices, text_of, [["1775"], ["3.14159", "army"]])
+    np.testing.assert_array_equal(hits, [[True, False, False], [True, True, True]])
+    assert sorted(asked) == [0, 7]
 
 
 def test_bad_regex_names_the_answer():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,35 @@ def test_bad_dpr_json_names_the_record_and_field(tmp_path: Path, text: str, fiel
     with pytest.raises(DataError) as err:
         dpr.read_biencoder(tmp_path / "train.json")
     assert err.value.field == field
+
+
+LYON = "Lyon is a city in France known for its cuisine."
+# (records added to train.json, dev.json (read first: splits go in name order), file, field, message)
+CONTEXT_CONFLICTS = {
+    "text in one file": ([{"question": "q", "positive_ctxs": [{"passage_id": "4", "title": "Lyon", "text": "Lyon."}]}],
+                         None, "train", "[3].positive_ctxs[0].text", "passage '4' has another text"),
+    "title in one file": ([{"question": "q", "negative_ctxs": [{"passage_id": 4, "title": "Lyons", "text": LYON}]}],
+                          None, "train", "[3].negative_ctxs[0].title", "passage '4' has another title"),
+    "text across files": ([], [{"question": "q", "negative_ctxs": [{"psg_id": 2, "title": "Berlin", "text": "B"}]}],
+                          "train", "[1].positive_ctxs[0].text", "passage '2' has another text"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTEXT_CONFLICTS))
+def test_dpr_contexts_corpus_rejects_two_versions_of_a_passage(tmp_path: Path, case: str) -> None:
+    added, dev, name, field, fragment = CONTEXT_CONFLICTS[case]
+    raw = tmp_path / "raw"
+    shutil.copytree(FIXTURES / "dpr", raw)
+    splits = {"train": json.loads((raw / "biencoder-train.json").read_text()) + added, "dev": dev}
+    for split, records in splits.items():
+        if records is not None:
+            (raw / f"{split}.json").write_text(json.dumps(records))
+    with pytest.raises(DataError, match=fragment) as err:
+        prepare("dpr-qa", tmp_path / "out", corpus="contexts",
+                json_splits={split: str(raw / f"{split}.json") for split, records in splits.items() if records})
+    assert (Path(err.value.path), err.value.line, err.value.field) == (raw / f"{name}.json", None, field)
+    assert str(raw / f"{name}.json") in str(err.value) and field in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
 def test_irds_empty_query_text(tmp_path: Path) -> None:

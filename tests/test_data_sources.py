@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 from pathlib import Path
+from typing import Any
 
 import ir_datasets
 import pytest
@@ -16,7 +17,8 @@ from harness.data import beir_dir, dpr
 from harness.data.format import read_corpus, read_qrels, read_queries, read_train_groups, sha256
 from harness.data.prepare import prepare
 from harness.errors import ConfigError, DataError
-from harness.io import read_json
+from harness.evaluate import evaluate
+from harness.io import iter_jsonl, read_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -176,6 +178,58 @@ def test_dpr_qa_converts_train_json_and_qa_file(tmp_path: Path) -> None:
     assert meta["warnings"] == {"train: contexts not in the corpus": 1,
                                 "train: questions without a positive passage": 1}
     assert meta["source"]["answer_match_splits"] == ["test"]
+
+
+def _prepare_dpr(out: Path, corpus: str) -> dict[str, Any]:
+    f = FIXTURES / "dpr"
+    return prepare("dpr-qa", out, corpus=corpus, json_splits={"train": str(f / "biencoder-train.json")},
+                   qa_splits={"test": str(f / "test.qa.csv")}, negatives=3)
+
+
+def test_dpr_qa_contexts_corpus_holds_exactly_the_referenced_passages(tmp_path: Path) -> None:
+    full, out = tmp_path / "full", tmp_path / "out"
+    _prepare_dpr(full, str(FIXTURES / "dpr" / "psgs_w100.tsv"))
+    meta = _prepare_dpr(out, "contexts")
+    corpus = read_corpus(out / "corpus.jsonl")
+    # first seen, per question: positives, hard negatives, negatives; "77" is not in psgs_w100.tsv
+    assert list(corpus) == ["1", "4", "77", "6", "2", "5"]
+    assert corpus["2"] == {"title": "Berlin", "text": "Berlin is the capital of Germany."}  # the JSON's, not the TSV's
+    assert corpus["77"] == {"title": "Missing", "text": "not in the corpus"}
+    assert meta["counts"]["docs"] == 6 and meta["source"]["corpus"] == "contexts"
+    for name in ("queries.jsonl", "qrels/train.tsv", "qrels/test.tsv"):
+        assert (out / name).read_bytes() == (full / name).read_bytes(), name
+    groups = read_train_groups(out / "train.jsonl")
+    assert [(g.query_id, g.positives, g.negatives) for g in groups] == [("train-0", ["1"], ["4", "77", "6"]),
+                                                                       ("train-1", ["2"], ["5"])]
+    assert meta["warnings"] == {"train: questions without a positive passage": 1}
+    assert meta["source"]["answer_match_splits"] == ["test"]
+
+
+def test_dpr_qa_contexts_corpus_needs_contexts(tmp_path: Path) -> None:
+    f = FIXTURES / "dpr"
+    with pytest.raises(ConfigError) as err:
+        prepare("dpr-qa", tmp_path / "out", corpus="contexts", qa_splits={"test": str(f / "test.qa.csv")})
+    assert err.value.key == "corpus"
+    (tmp_path / "empty.json").write_text('[{"question": "q", "positive_ctxs": []}]')
+    with pytest.raises(DataError, match="no contexts") as data_err:
+        prepare("dpr-qa", tmp_path / "out", corpus="contexts", json_splits={"train": str(tmp_path / "empty.json")})
+    assert data_err.value.path == str(tmp_path / "empty.json")
+    assert not (tmp_path / "out").exists()
+
+
+def test_dpr_qa_contexts_folder_is_evaluated_on_another_corpus(tmp_path: Path) -> None:
+    _prepare_dpr(tmp_path / "nq", str(FIXTURES / "dpr" / "psgs_w100.tsv"))
+    _prepare_dpr(tmp_path / "trivia", "contexts")
+    hits = {}
+    for corpus_dir in (None, tmp_path / "nq"):
+        out = tmp_path / f"run-{corpus_dir.name if corpus_dir else 'own'}"
+        record = evaluate("tiny", tmp_path / "trivia", "test", out, family="qa", corpus_dir=corpus_dir)
+        assert record["n_queries"] == 2
+        hits[out.name] = [row["hits@20"] for _, row in iter_jsonl(out / "per_query.jsonl")]
+    # test-0 asks for Madrid (passage 3, only in the full corpus), test-1 for Rome (passage 6, in both)
+    assert hits == {"run-own": [0.0, 1.0], "run-nq": [1.0, 1.0]}
+    retrieved = {line.split()[2] for line in (tmp_path / "run-nq" / "run.trec").read_text().splitlines()}
+    assert retrieved == set("123456")
 
 
 def test_dpr_reads_gzipped_files_and_names_published_urls(tmp_path: Path) -> None:

@@ -58,6 +58,8 @@ def test_schema_names_the_offending_key(config: dict, mutate, fragment: str) -> 
     (lambda c: c["datasets"]["synthetic"].update(metrics=["ndcg@ten"]), "ndcg@ten"),
     (lambda c: c["train_sets"]["synthetic"].update(miner="minlm"), "train_sets.synthetic.miner"),
     (lambda c: c["models"].update(bm25={"path": "minilm"}), "models.bm25"),
+    (lambda c: c["datasets"]["synthetic"].update(source="dpr-qa", options={"corpus": "contexts"}),
+     "eval_sets.synthetic"),
 ])
 def test_semantic_errors_name_the_key(config: dict, mutate, key: str) -> None:
     bad = copy.deepcopy(config)

@@ -18,6 +18,15 @@ by answer match (``meta.json`` lists it under ``answer_match_splits``). The ``tr
 groups take the positives from ``positive_ctxs`` and the hard negatives from
 ``hard_negative_ctxs`` then ``negative_ctxs`` (DPR's order), capped at ``negatives``; as in DPR,
 a question without a positive passage is not trained on (counted as a warning).
+
+The corpus is either DPR's passages TSV (``corpus: psgs_w100``, a URL or a path) or, with
+``corpus: contexts``, the passages the JSON splits themselves carry: every positive, hard negative
+and negative context, once per id, with the JSON's title and text, in the order first seen (splits
+in name order; per question positives, hard negatives, then negatives). The second keeps a
+training set small when its evaluation searches another dataset's copy of the 21M passages
+(TriviaQA's test set searches NQ's corpus in ``config/paper.yaml``); a miner run on such a folder
+draws its negatives only from those passages. An id given with two different titles or texts is
+an error.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import json
 import urllib.request
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +68,9 @@ DPR_FILES = {
     "trivia-test-qa": "data/retriever/trivia-test.qa.csv.gz",
 }
 """DPR's published files by the resource names of its ``dpr/data/download_data.py``."""
+
+CONTEXTS = "contexts"
+"""The ``corpus`` value that takes the corpus from the JSON splits' contexts."""
 
 _BAD_GZIP = (gzip.BadGzipFile, EOFError, zlib.error)
 
@@ -160,10 +172,12 @@ def read_qa(path: str | Path) -> list[tuple[str, list[str]]]:
     return pairs
 
 
-def read_biencoder(path: str | Path) -> list[dict[str, Any]]:
+def read_biencoder(path: str | Path, contexts: dict[str, tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """Read DPR's retriever JSON into records ``{question, answers, positives, negatives}``.
 
     ``positives`` and ``negatives`` are passage ids; ``negatives`` lists the hard negatives first.
+    Given ``contexts``, each context's ``(title, text)`` is added to it by id, and an id already
+    there with another title or text is an error.
     """
     path = Path(path)
     try:
@@ -190,7 +204,7 @@ def read_biencoder(path: str | Path) -> list[dict[str, Any]]:
             raise DataError("expected a list of strings", path, field=f"{where}.answers")
         for name, text in [("question", question), *(("answers", a) for a in answers)]:
             check_unicode(text, path, None, f"{where}.{name}")
-        lists = {name: _ctx_ids(item.get(name, []), path, f"{where}.{name}")
+        lists = {name: _ctx_ids(item.get(name, []), path, f"{where}.{name}", contexts)
                  for name in ("positive_ctxs", "hard_negative_ctxs", "negative_ctxs")}
         records.append({"question": question, "answers": answers, "positives": lists["positive_ctxs"],
                         "negatives": lists["hard_negative_ctxs"] + lists["negative_ctxs"]})
@@ -199,7 +213,8 @@ def read_biencoder(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def _ctx_ids(ctxs: Any, path: Path, where: str) -> list[str]:
+def _ctx_ids(ctxs: Any, path: Path, where: str, contexts: dict[str, tuple[str, str]] | None) -> list[str]:
+    """The passage ids of a context list; with ``contexts``, also record each ``(title, text)``."""
     if not isinstance(ctxs, list):
         raise DataError("expected a list of contexts", path, field=where)
     ids = []
@@ -210,14 +225,33 @@ def _ctx_ids(ctxs: Any, path: Path, where: str) -> list[str]:
         if not isinstance(value, str) or not value.strip():
             raise DataError("expected a context with a passage_id", path, field=f"{where}[{index}]")
         check_unicode(value, path, None, f"{where}[{index}]")
-        ids.append(value.strip())
+        doc_id = value.strip()
+        ids.append(doc_id)
+        if contexts is not None:
+            _add_context(contexts, doc_id, ctx, path, f"{where}[{index}]")
     return ids
+
+
+def _add_context(contexts: dict[str, tuple[str, str]], doc_id: str, ctx: dict[str, Any], path: Path,
+                 where: str) -> None:
+    """Record ``ctx``'s ``(title, text)`` under ``doc_id``, or check it against the one recorded."""
+    for name in ("title", "text"):
+        if not isinstance(ctx.get(name), str):
+            raise DataError(f"expected a string, got {type(ctx.get(name)).__name__}", path, field=f"{where}.{name}")
+        check_unicode(ctx[name], path, None, f"{where}.{name}")
+    passage = (ctx["title"], ctx["text"])
+    known = contexts.setdefault(doc_id, passage)
+    for name, old, new in zip(("title", "text"), known, passage):
+        if old != new:
+            raise DataError(f"passage {doc_id!r} has another {name} than an earlier context with this id",
+                            path, field=f"{where}.{name}")
 
 
 def convert(out: Path, corpus: str, json_splits: dict[str, str] | None = None, qa_splits: dict[str, str] | None = None,
             negatives: int = 7, cache: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
-    """Convert DPR's passages ``corpus`` with the retriever JSON files ``json_splits`` and the
-    question/answers files ``qa_splits`` (each ``{split: name, URL or path}``) into ``out``."""
+    """Convert DPR's passages ``corpus`` (or, for :data:`CONTEXTS`, the JSON splits' contexts) with
+    the retriever JSON files ``json_splits`` and the question/answers files ``qa_splits`` (each
+    ``{split: name, URL or path}``) into ``out``."""
     json_splits, qa_splits = json_splits or {}, qa_splits or {}
     for key, value in (("json_splits", json_splits), ("qa_splits", qa_splits)):
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -228,10 +262,17 @@ def convert(out: Path, corpus: str, json_splits: dict[str, str] | None = None, q
     if twice:
         raise ConfigError(f"split {twice[0]!r} is given twice", f"qa_splits.{twice[0]}")
 
-    doc_ids: set[str] = set()
-    write_corpus(out / "corpus.jsonl", read_passages(resolve(corpus, cache), doc_ids))
-    if not doc_ids:
-        raise DataError("the corpus is empty", corpus)
+    contexts: dict[str, tuple[str, str]] | None = None
+    doc_ids: Container[str]
+    if corpus == CONTEXTS:
+        if not json_splits:
+            raise ConfigError(f"corpus {CONTEXTS!r} needs json_splits to take the passages from", "corpus")
+        doc_ids = contexts = {}
+    else:
+        doc_ids = set()
+        write_corpus(out / "corpus.jsonl", read_passages(resolve(corpus, cache), doc_ids))
+        if not doc_ids:
+            raise DataError("the corpus is empty", corpus)
 
     queries: list[tuple[str, str, list[str]]] = []
     qrels: dict[str, Qrels] = {}
@@ -239,7 +280,7 @@ def convert(out: Path, corpus: str, json_splits: dict[str, str] | None = None, q
     warnings: Counter[str] = Counter()
     for split, source in sorted(json_splits.items()):
         qrels[split] = {}
-        for n, record in enumerate(read_biencoder(resolve(source, cache))):
+        for n, record in enumerate(read_biencoder(resolve(source, cache), contexts)):
             qid = f"{split}-{n}"
             queries.append((qid, record["question"], record["answers"]))
             known = [d for d in record["positives"] if d in doc_ids]
@@ -254,6 +295,10 @@ def convert(out: Path, corpus: str, json_splits: dict[str, str] | None = None, q
                 continue
             hard = [d for d in dict.fromkeys(record["negatives"]) if d in doc_ids and d not in qrels[split][qid]]
             groups.append(TrainGroup(qid, list(qrels[split][qid]), hard[:negatives]))
+    if contexts is not None:
+        if not contexts:
+            raise DataError("no contexts to take the corpus from", ", ".join(json_splits.values()))
+        write_corpus(out / "corpus.jsonl", ((d, title, text) for d, (title, text) in contexts.items()))
     for split, source in sorted(qa_splits.items()):
         qrels[split] = {}
         queries += [(f"{split}-{n}", q, a) for n, (q, a) in enumerate(read_qa(resolve(source, cache)))]

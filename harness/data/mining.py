@@ -120,12 +120,13 @@ def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None
 
 
 def mine_dense(dataset: Path, out_train: Path, negatives: int, seed: int, encoder: BiEncoder,
-               embeddings: Path | None = None, batch_size: int = 128) -> None:
+               embeddings: Path | None = None, batch_size: int = 128, bf16: bool = False) -> None:
     """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` hard negatives
     each from ``encoder``'s exact top results.
 
     ``embeddings`` is a folder of the corpus's embedding shards by the same encoder (the workflow
-    reuses its zero-shot encoding); without it the corpus is encoded here.
+    reuses its zero-shot encoding); without it the corpus is encoded here. ``bf16``: bfloat16
+    autocast on a GPU.
     """
     from harness.retrieval import FlatIPSearcher, load_corpus_embeddings
 
@@ -136,8 +137,8 @@ def mine_dense(dataset: Path, out_train: Path, negatives: int, seed: int, encode
             raise DataError("the embeddings do not cover exactly this dataset's corpus", embeddings)
     else:
         doc_ids = list(data.corpus)
-        doc_emb = encoder.encode([passage_text(data.corpus[d]) for d in doc_ids], "passage", batch_size)
-    query_emb = encoder.encode(data.query_texts, "query", batch_size)
+        doc_emb = encoder.encode([passage_text(data.corpus[d]) for d in doc_ids], "passage", batch_size, bf16=bf16)
+    query_emb = encoder.encode(data.query_texts, "query", batch_size, bf16=bf16)
     _, rows = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32)).search(query_emb, data.depth(negatives))
     ranked = [[doc_ids[i] for i in row if i >= 0] for row in rows]
     write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
