@@ -119,10 +119,19 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 
 def cmd_mteb(a: argparse.Namespace) -> None:
-    from harness.mteb_eval import run_mteb
+    from harness.mteb_eval import hub_tasks, local_task, run_mteb
 
     _threads(a.threads)
-    record = run_mteb(a.model, a.tasks, Path(a.out), a.batch_size)
+    tasks = hub_tasks(a.tasks) if a.tasks else []
+    for i, spec in enumerate(a.local):
+        try:
+            tasks.append(local_task(Path(spec["dataset"]), spec["split"],
+                                    Path(spec["corpus"]) if spec.get("corpus") else None, spec.get("name")))
+        except (KeyError, TypeError):
+            raise ConfigError("expected {dataset, split[, corpus, name]}", key=f"--local[{i}]") from None
+    if not tasks:
+        raise ConfigError("name MTEB tasks (--tasks) or prepared splits (--local)", key="--tasks")
+    record = run_mteb(a.model, tasks, Path(a.out), a.settings, a.batch_size)
     log.info("%s", json.dumps(record["scores"], sort_keys=True))
 
 
@@ -220,11 +229,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_compare)
 
-    s = sub.add_parser("mteb", help="a second opinion: MTEB's own evaluator on retrieval tasks (needs a network)")
-    s.add_argument("--model", required=True, help="a checkpoint folder, minilm or a Hugging Face id")
-    s.add_argument("--tasks", nargs="+", required=True, help="MTEB retrieval task names, e.g. SciFact NFCorpus")
+    s = sub.add_parser("mteb", help="a second opinion: MTEB's own evaluator on its tasks (network) or a prepared split")
+    model_args(s)
+    s.add_argument("--tasks", nargs="*", default=[], help="MTEB retrieval task names, e.g. SciFact NFCorpus")
+    s.add_argument("--local", type=_json, default=[],
+                   help='prepared splits to evaluate offline, as JSON: [{"dataset": DIR, "split": S, '
+                        '"corpus": DIR (optional), "name": N (optional)}]')
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
     s.add_argument("--out", required=True, help="JSON file of the scores")
     s.set_defaults(run=cmd_mteb)
 

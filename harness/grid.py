@@ -14,6 +14,7 @@ Results tree (relative to ``results``)::
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
+    mteb/<model>/<train>/<loss>/seed<s>.json        MTEB's own scores, when the config asks for them
 
 The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
 miner (a model key) ranks with that model's zero-shot embeddings of the training corpus.
@@ -123,6 +124,9 @@ def check(config: dict[str, Any]) -> None:
     baseline = config.get("baseline")
     if baseline not in loss_entries(config):
         raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")
+    for i, name in enumerate((config.get("mteb") or {}).get("eval_sets", [])):
+        if name not in config["eval_sets"]:
+            raise ConfigError(f"names eval set {name!r}, which is not under 'eval_sets'", key=f"mteb.eval_sets[{i}]")
     for key in ("teacher",):
         teacher = config.get(key) or {}
         if teacher.get("kind") == "bi-encoder" and teacher.get("model") not in config["models"]:
@@ -235,6 +239,27 @@ class Grid:
 
     def all_compares(self) -> list[str]:
         return [self.compare(m, t, e) for m in self.models for t in self.train_sets for e in self.eval_sets]
+
+    def mteb(self, model: str, train: str, loss: str, seed: int | str) -> str:
+        return f"{self.results}/mteb/{model}/{train}/{loss}/seed{seed}.json"
+
+    def all_mteb(self) -> list[str]:
+        """MTEB's scores for every trained and zero-shot model ([] unless the config asks for them)."""
+        mteb = self.config.get("mteb") or {}
+        if not (mteb.get("tasks") or mteb.get("eval_sets")):
+            return []
+        files = [self.mteb(m, ZERO_SHOT, ZERO_SHOT, 0) for m in self.models]
+        return files + [self.mteb(m, t, k, s) for m in self.models for t in self.train_sets for k in self.losses
+                        for s in self.seeds]
+
+    def mteb_local(self) -> list[dict[str, str]]:
+        """The eval sets MTEB evaluates offline, as ``harness mteb --local`` takes them."""
+        return [{"name": e, "dataset": self.data(self.dataset_of(e)), "split": self.eval_sets[e]["split"],
+                 "corpus": self.data(self.corpus_of(e))} for e in (self.config.get("mteb") or {}).get("eval_sets", [])]
+
+    def mteb_datasets(self) -> list[str]:
+        """The folders of the datasets (and corpora) of the eval sets MTEB evaluates offline."""
+        return sorted({d for spec in self.mteb_local() for d in (spec["dataset"], spec["corpus"])})
 
     def all_runs(self) -> list[str]:
         runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets]

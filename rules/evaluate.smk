@@ -68,3 +68,29 @@ rule evaluate:
         " --corpus {params.corpus} --embeddings {params.embeddings} --split {params.split}"
         " --family {params.family} --metrics {params.metrics} --index {params.index}"
         " --run-info {params.info} --threads {threads} --out {params.out} %s > {log} 2>&1" % BF16
+
+
+rule mteb:
+    input:
+        metas=[f"{folder}/meta.json" for folder in GRID.mteb_datasets()],
+        model=model_input,
+    output:
+        scores=f"{R}/mteb/{{model}}/{{train}}/{{loss}}/seed{{seed}}.json",
+    params:
+        model=model_of,
+        settings=settings_of,
+        tasks=" ".join(shlex.quote(t) for t in config["mteb"]["tasks"]),
+        local=arg(GRID.mteb_local()),
+        batch_size=config["mteb"]["batch_size"],
+    threads: res("evaluate", "threads")
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+        gpu=res("evaluate", "gpu"),
+        cpus_per_task=res("evaluate", "threads"),
+    log:
+        f"{R}/logs/mteb/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
+    shell:
+        "harness mteb --model {params.model} --settings {params.settings} --tasks {params.tasks}"
+        " --local {params.local} --batch-size {params.batch_size} --threads {threads}"
+        " --out {output.scores} > {log} 2>&1"

@@ -4,6 +4,7 @@
 rule site:
     input:
         GRID.all_compares(),
+        GRID.all_mteb(),
     output:
         f"{SITE}/index.html",
     params:

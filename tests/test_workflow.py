@@ -30,6 +30,7 @@ TINY_GRID = {
     "teacher": {"kind": "bi-encoder", "model": "tiny"},
     "compare": {"permutations": 200, "resamples": 200},
     "encode": {"shards": 2},
+    "mteb": {"eval_sets": ["gen"]},
 }
 
 
@@ -55,9 +56,10 @@ def test_dry_run_lists_the_whole_dag(grid_dir: Path) -> None:
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     # 3 losses x 1 seed trained; evaluations: those + zero-shot; 2 shards per evaluated model;
-    # the dense miner searches the zero-shot shards, so mining adds no encoding.
+    # the dense miner searches the zero-shot shards, so mining adds no encoding; MTEB's second
+    # opinion once per evaluated model.
     assert counts == {"all": 1, "prepare": 1, "mine": 1, "teacher": 1, "train": 3, "encode": 8, "evaluate": 4,
-                      "compare": 1, "site": 1, "total": 21}
+                      "mteb": 4, "compare": 1, "site": 1, "total": 25}
 
 
 def test_grid_runs_to_a_site_and_a_rerun_does_nothing(grid_dir: Path) -> None:
@@ -78,6 +80,10 @@ def test_grid_runs_to_a_site_and_a_rerun_does_nothing(grid_dir: Path) -> None:
     assert "over results/embeddings/tiny/zero-shot/zero-shot/seed0/gen ->" in (results / "logs/mine/gen/tiny.log").read_text()
     compare = json.loads((results / "compare/tiny/gen/gen.json").read_text())
     assert [r["loss"] for r in compare["rows"]] == ["zero-shot", "infonce", "mw", "listwise_kd"]
+    mteb = json.loads((results / "mteb/tiny/gen/mw/seed1.json").read_text())
+    assert 0 <= mteb["scores"]["gen"]["ndcg@10"] <= 1
+    run_pages = [p.read_text() for p in (grid_dir / "site").glob("**/*.html") if "Second opinion: MTEB" in p.read_text()]
+    assert len(run_pages) == 4  # one run page per evaluated model
     index = (grid_dir / "site/index.html").read_text()
     assert "listwise_kd" in index and "zero-shot" in index
 

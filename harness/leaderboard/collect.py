@@ -91,6 +91,7 @@ class Run:
     path: str
     record: dict[str, Any]
     train_log: list[dict[str, Any]] = field(default_factory=list)
+    mteb: dict[str, Any] | None = None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -212,7 +213,8 @@ def _inside(results: Path, relative: str, source: Path, name: str) -> Path:
 
 
 def read_run(folder: Path, results: Path) -> Run:
-    """Parse ``metrics.json`` of one evaluation folder and its checkpoint's ``train_log.jsonl``."""
+    """Parse ``metrics.json`` of one evaluation folder, its checkpoint's ``train_log.jsonl`` and,
+    when MTEB evaluated the model, ``mteb/<model>/<train>/<loss>/seed<s>.json``."""
     path = folder / "metrics.json"
     record = _relative(read_json(path), str(results.resolve().parent).rstrip("/"))
     for key in ("model", "train", "loss", "seed", "eval"):
@@ -224,7 +226,12 @@ def read_run(folder: Path, results: Path) -> Run:
         log_path = _inside(results, checkpoint, path, "checkpoint") / "train_log.jsonl"
         if log_path.is_file():
             log = [obj for _, obj in iter_jsonl(log_path)]
-    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log)
+    key = record["run"]
+    mteb_path = results / "mteb" / str(key["model"]) / str(key["train"]) / str(key["loss"]) / f"seed{key['seed']}.json"
+    mteb = read_json(mteb_path) if mteb_path.is_file() else None
+    if mteb is not None:
+        _field(mteb, "scores", mteb_path)
+    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log, mteb=mteb)
 
 
 def _group_of(cf: CompareFile, runs: dict[str, Run], results: Path) -> str | None:
