@@ -88,13 +88,12 @@ def cmd_mine(a: argparse.Namespace) -> None:
 
 
 def cmd_encode(a: argparse.Namespace) -> None:
-    from harness.data.format import read_corpus
     from harness.models.registry import load_model
     from harness.retrieval import encode_corpus_shard
 
     _threads(a.threads)
     model = load_model(a.model, a.settings)
-    encode_corpus_shard(model, read_corpus(Path(a.dataset) / "corpus.jsonl"), Path(a.out), a.shard,
+    encode_corpus_shard(model, Path(a.dataset) / "corpus.jsonl", Path(a.out), a.shard,
                         a.num_shards, a.batch_size, a.dtype, bf16=a.bf16)
 
 

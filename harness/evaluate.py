@@ -43,19 +43,22 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     start = time.perf_counter()
     dataset, out = Path(dataset), Path(out)
     metric_names = metrics_for(family, extra_metrics)
-    corpus = read_corpus(Path(corpus_dir or dataset) / "corpus.jsonl")
+    corpus_file = Path(corpus_dir or dataset) / "corpus.jsonl"
+    if embeddings is not None:  # the passages' ids are the shards'; their texts are read only if needed
+        doc_ids, doc_emb = load_corpus_embeddings(Path(embeddings))
+        corpus = None
+    else:
+        corpus = read_corpus(corpus_file)
+        doc_ids = list(corpus)
     queries = read_queries(dataset / "queries.jsonl")
     qrels_path = dataset / "qrels" / f"{split}.tsv"
-    qrels = read_qrels(qrels_path, queries, corpus).qrels
+    qrels = read_qrels(qrels_path, queries, set(doc_ids)).qrels
     query_ids = split_query_ids(dataset, split, queries, qrels)
     if not query_ids:
         raise DataError(f"split {split!r} has no judged queries and is not an answer-match split", qrels_path)
 
     encoder = load_model(model, settings)
-    if embeddings is not None:
-        doc_ids, doc_emb = load_corpus_embeddings(Path(embeddings))
-    else:
-        doc_ids = list(corpus)
+    if corpus is not None:
         doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True,
                                  bf16=bf16)
     query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, bf16=bf16)
@@ -73,7 +76,13 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
 
     hits = None
     if any(m.startswith("hits@") for m in metric_names):
-        hits = answer_hits(indices, lambda row: passage_text(corpus[doc_ids[row]]),
+        retrieved = corpus
+        if retrieved is None:
+            rows = set(indices[indices >= 0].tolist())
+            retrieved = read_corpus(corpus_file, rows)
+            if set(retrieved) != {doc_ids[r] for r in rows}:
+                raise DataError("the corpus is not the one the embeddings were encoded from", corpus_file)
+        hits = answer_hits(indices, lambda row: passage_text(retrieved[doc_ids[row]]),
                            [queries[q].get("answers", []) for q in query_ids])
     result = compute_metrics(query_ids, doc_ids, indices, scores, qrels, metric_names,
                              answer_hits=hits, positive_scores=positive_scores)

@@ -107,14 +107,18 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     that is not a JSON object.
     """
     for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno) from None
-        except RecursionError:
-            raise DataError("invalid JSON: nested too deeply", path, lineno) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, lineno)
-        yield lineno, obj
+        if line.strip():
+            yield lineno, parse_json_object(line, path, lineno)
+
+
+def parse_json_object(line: str, path: str | Path, lineno: int) -> dict[str, Any]:
+    """One JSON Lines record; :class:`DataError` naming the file and line if it is not a JSON object."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno) from None
+    except RecursionError:
+        raise DataError("invalid JSON: nested too deeply", path, lineno) from None
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, got {type(obj).__name__}", path, lineno)
+    return obj

@@ -27,6 +27,7 @@ Reproducibility:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,7 +38,7 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from harness.data.format import passage_text
+from harness.data.format import count_passages, passage_text, read_corpus
 from harness.errors import ConfigError, DataError
 from harness.io import atomic_path, iter_lines, read_json, write_json
 
@@ -76,10 +77,12 @@ def _ids_path(npy: Path) -> Path:
     return npy.with_suffix(".ids.json")
 
 
-def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]], out_dir: Path, shard: int = 0,
+def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, out_dir: Path, shard: int = 0,
                         num_shards: int = 1, batch_size: int = 64, dtype: str = "float16",
                         progress: bool = True, block: int = ENCODE_BLOCK, bf16: bool = False) -> None:
     """Encode shard ``shard`` of ``corpus`` (dict order = file order) with ``model.encode``.
+
+    ``corpus`` may be a ``corpus.jsonl`` path, of which only the shard's lines are parsed.
 
     Writes the embeddings ``[n, H]`` as ``.npy`` in ``dtype`` and, beside them, the passage ids
     with the shard's place in the corpus and the block and batch size (so gathering can check
@@ -88,18 +91,25 @@ def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]], out_dir: 
     """
     if dtype not in DTYPES:
         raise ConfigError(f"embedding dtype must be one of {sorted(DTYPES)}, got {dtype!r}", key="dtype")
-    ids = list(corpus)
-    start, end = shard_bounds(len(ids), shard, num_shards, block)
+    if isinstance(corpus, Path):
+        n_docs = count_passages(corpus)
+        start, end = shard_bounds(n_docs, shard, num_shards, block)
+        passages = read_corpus(corpus, range(start, end))
+    else:
+        n_docs = len(corpus)
+        start, end = shard_bounds(n_docs, shard, num_shards, block)
+        passages = {d: corpus[d] for d in itertools.islice(corpus, start, end)}
+    ids = list(passages)
     emb = np.empty((end - start, model.dim), dtype=DTYPES[dtype])  # [n, H]
     with tqdm(total=end - start, desc=f"encode shard {shard}/{num_shards}", unit="passage",
               disable=not progress) as bar:
         for lo in range(start, end, block):
             hi = min(lo + block, end)
-            texts = [passage_text(corpus[i]) for i in ids[lo:hi]]
+            texts = [passage_text(passages[i]) for i in ids[lo - start:hi - start]]
             emb[lo - start:hi - start] = model.encode(texts, "passage", batch_size=batch_size, bf16=bf16)
             bar.update(hi - lo)
     npy = shard_path(out_dir, shard, num_shards)
-    write_json(_ids_path(npy), {"ids": ids[start:end], "start": start, "n_docs": len(ids),
+    write_json(_ids_path(npy), {"ids": ids, "start": start, "n_docs": n_docs,
                                 "block": block, "batch_size": batch_size})
     with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
         np.save(fh, emb)

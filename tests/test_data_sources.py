@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,27 @@ def test_dpr_reads_gzipped_files_and_names_published_urls(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as err:
         dpr.resolve("nq-train", None)
     assert err.value.key == "cache"
+
+
+def test_dpr_eval_on_stored_shards_reads_only_retrieved_passages_and_agrees(tmp_path: Path) -> None:
+    from harness.models.registry import load_model
+    from harness.retrieval import encode_corpus_shard
+
+    _prepare_dpr(tmp_path / "nq", str(FIXTURES / "dpr" / "psgs_w100.tsv"))
+    _prepare_dpr(tmp_path / "trivia", "contexts")
+    corpus_file = tmp_path / "nq" / "corpus.jsonl"
+    for shard in range(2):
+        encode_corpus_shard(load_model("tiny"), corpus_file, tmp_path / "emb", shard, 2, 4, "float32", block=4)
+    direct = evaluate("tiny", tmp_path / "trivia", "test", tmp_path / "direct", family="qa", corpus_dir=tmp_path / "nq")
+    stored = evaluate("tiny", tmp_path / "trivia", "test", tmp_path / "stored", family="qa", corpus_dir=tmp_path / "nq",
+                      embeddings=tmp_path / "emb")
+    assert stored["metrics"]["hits@20"] == direct["metrics"]["hits@20"] == 1.0
+    assert [row for _, row in iter_jsonl(tmp_path / "stored" / "per_query.jsonl")] == [
+        row for _, row in iter_jsonl(tmp_path / "direct" / "per_query.jsonl")]
+    assert (tmp_path / "stored" / "run.trec").read_bytes() == (tmp_path / "direct" / "run.trec").read_bytes()
+    lines = corpus_file.read_text().splitlines()
+    first = json.loads(lines[0])
+    corpus_file.write_text("\n".join([json.dumps({**first, "_id": "999"}), *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match="not the one the embeddings were encoded from"):
+        evaluate("tiny", tmp_path / "trivia", "test", tmp_path / "stale", family="qa", corpus_dir=tmp_path / "nq",
+                 embeddings=tmp_path / "emb")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -12,7 +13,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from harness.data.format import passage_text  # noqa: E402
+from harness.data.format import count_passages, passage_text, read_corpus  # noqa: E402
 from harness.errors import ConfigError, DataError  # noqa: E402
 from harness.models.registry import load_model  # noqa: E402
 from harness.retrieval import (  # noqa: E402
@@ -252,3 +253,16 @@ def test_bad_run_lines_name_file_line_and_field(tmp_path: Path, line: str, field
     with pytest.raises(DataError) as err:
         read_trec_run(path)
     assert err.value.line == 3 and err.value.field == field and str(path) in str(err.value)
+
+
+def test_a_shard_encoded_from_the_file_equals_one_from_the_dict(tiny, corpus, tmp_path: Path) -> None:
+    corpus_file = tmp_path / "corpus.jsonl"
+    lines = [json.dumps({"_id": d, **doc}) for d, doc in corpus.items()]
+    corpus_file.write_text("\n\n".join(lines) + "\n")  # blank lines are not passages
+    assert count_passages(corpus_file) == len(corpus)
+    assert read_corpus(corpus_file, range(8, 16)) == {d: corpus[d] for d in list(corpus)[8:16]}
+    for s in range(3):
+        encode_corpus_shard(tiny, corpus, tmp_path / "dict", s, 3, batch_size=4, block=8, progress=False)
+        encode_corpus_shard(tiny, corpus_file, tmp_path / "file", s, 3, batch_size=4, block=8, progress=False)
+    for name in sorted(p.name for p in (tmp_path / "dict").iterdir()):
+        assert (tmp_path / "file" / name).read_bytes() == (tmp_path / "dict" / name).read_bytes()

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError
-from harness.io import atomic_path, iter_jsonl, iter_lines, read_json, write_json, write_jsonl
+from harness.io import atomic_path, iter_jsonl, iter_lines, parse_json_object, read_json, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,23 @@ def _str_field(obj: dict[str, Any], name: str, path: Path, lineno: int, *, requi
     return value
 
 
-def read_corpus(path: str | Path) -> dict[str, dict[str, str]]:
-    """Read ``corpus.jsonl`` into ``{doc_id: {"title", "text"}}``; duplicate ids are an error."""
+def read_corpus(path: str | Path, rows: Container[int] | None = None) -> dict[str, dict[str, str]]:
+    """Read ``corpus.jsonl`` into ``{doc_id: {"title", "text"}}``; duplicate ids are an error.
+
+    ``rows``: keep only the passages at these positions (0-based, file order, blank lines not
+    counted), parsing no other line: how one embedding shard, or the passages a search
+    retrieved, are read from a 21M-passage corpus without holding all of it.
+    """
     path = Path(path)
     corpus: dict[str, dict[str, str]] = {}
-    for lineno, obj in iter_jsonl(path):
+    row = -1
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        row += 1
+        if rows is not None and row not in rows:
+            continue
+        obj = parse_json_object(line, path, lineno)
         doc_id = _str_field(obj, "_id", path, lineno, allow_empty=False)
         if doc_id in corpus:
             raise DataError(f"duplicate document id {doc_id!r}", path, lineno, "_id")
@@ -90,9 +102,14 @@ def read_corpus(path: str | Path) -> dict[str, dict[str, str]]:
             "title": _str_field(obj, "title", path, lineno, required=False),
             "text": _str_field(obj, "text", path, lineno),
         }
-    if not corpus:
+    if row < 0:
         raise DataError("the corpus is empty", path)
     return corpus
+
+
+def count_passages(path: str | Path) -> int:
+    """The number of passages in ``corpus.jsonl`` (its non-blank lines), without parsing them."""
+    return sum(1 for _, line in iter_lines(path) if line.strip())
 
 
 def read_queries(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -130,7 +147,7 @@ class QrelsReport:
 
 
 def read_qrels(path: str | Path, queries: dict[str, Any] | None = None,
-               corpus: dict[str, Any] | None = None) -> QrelsReport:
+               corpus: Container[str] | None = None) -> QrelsReport:
     """Read a BEIR qrels TSV (``query-id  corpus-id  score``, header line first).
 
     A line with a missing column or a non-integer score is an error; a query id that has no text
