@@ -77,7 +77,7 @@ def cmd_mine(a: argparse.Namespace) -> None:
     from harness.data.mining import mine_bm25, mine_dense
 
     if a.model is None:
-        mine_bm25(Path(a.dataset), Path(a.out), a.negatives, a.seed)
+        mine_bm25(Path(a.dataset), Path(a.out), a.negatives, a.seed, a.threads or 1)
     else:
         from harness.models.registry import load_model
 

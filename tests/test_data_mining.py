@@ -127,3 +127,9 @@ def test_dense_mining_from_stored_shards_equals_encoding_here(dataset: Path, enc
     write_corpus(dataset / "corpus.jsonl", ((d, "", text) for d, text in list(DOCS.items())[:-1]))
     with pytest.raises(DataError, match="do not cover"):
         mine_dense(dataset, dataset / "stale.jsonl", negatives=2, seed=5, encoder=encoder, embeddings=dataset / "emb")
+
+
+def test_bm25_mining_does_not_depend_on_the_threads(dataset: Path) -> None:
+    mine_bm25(dataset, dataset / "one.jsonl", negatives=2, seed=4, threads=1)
+    mine_bm25(dataset, dataset / "two.jsonl", negatives=2, seed=4, threads=2)
+    assert (dataset / "two.jsonl").read_bytes() == (dataset / "one.jsonl").read_bytes()

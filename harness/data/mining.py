@@ -106,15 +106,16 @@ def sample_negatives(data: MiningInput, ranked: list[list[str]], negatives: int,
     return data.groups
 
 
-def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int) -> None:
-    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` BM25 hard negatives each."""
+def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int, threads: int = 1) -> None:
+    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` BM25 hard negatives
+    each, retrieved with ``threads`` threads (the result does not depend on them)."""
     data = load_mining_input(dataset)
     doc_ids = list(data.corpus)
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize([passage_text(d) for d in data.corpus.values()], show_progress=False),
                     show_progress=False)
     tokens = bm25s.tokenize(data.query_texts, return_ids=False, show_progress=False)
-    rows, scores = retriever.retrieve(tokens, k=data.depth(negatives), show_progress=False, n_threads=1)
+    rows, scores = retriever.retrieve(tokens, k=data.depth(negatives), show_progress=False, n_threads=threads)
     ranked = [[doc_ids[i] for i, score in zip(row, row_scores) if score > 0] for row, row_scores in zip(rows, scores)]
     write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
 
