@@ -112,6 +112,9 @@ def check(config: dict[str, Any]) -> None:
                               "corpus with 'corpus:'", key=f"eval_sets.{name}")
         if "family" in spec:
             metrics_for(spec["family"], datasets[spec.get("dataset", name)].get("metrics"))
+        if "subgroup" in spec and "group" not in spec:
+            raise ConfigError("a subgroup counts as one eval set in its group's average; give the eval set a group",
+                              key=f"eval_sets.{name}.subgroup")
     for label, params in (config.get("losses") or {}).items():
         params = dict(params or {})
         name = params.pop("loss", label)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
 import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +95,142 @@ def test_beir_download_url_is_the_documented_one(tmp_path: Path, monkeypatch: py
     meta = prepare("beir", tmp_path / "out", name="scifact", cache=str(tmp_path / "cache"))
     assert calls == [(beir_dir.beir_url("scifact"), str(tmp_path / "cache"))]
     assert meta["source"]["dataset"] == "scifact" and meta["counts"]["docs"] == 6
+
+
+class _CountingHandler(SimpleHTTPRequestHandler):
+    """Serves a folder, records each requested path, and sends a body in two halves ``delay`` s apart
+    (a slow download, so concurrent jobs overlap)."""
+
+    requests: list[str]
+    delay: float = 0.0
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def copyfile(self, source, outputfile) -> None:
+        data = source.read()
+        outputfile.write(data[:len(data) // 2])
+        outputfile.flush()
+        time.sleep(self.delay)
+        outputfile.write(data[len(data) // 2:])
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+FORUMS = ("gis", "tex")
+
+
+def _forum_folder(root: Path, forum: str) -> Path:
+    """A tiny BEIR folder per forum: the BEIR fixture; ``tex`` without its train split and document d5."""
+    folder = root / forum
+    shutil.copytree(FIXTURES / "beir", folder)
+    if forum == "tex":
+        (folder / "qrels" / "train.tsv").unlink()
+        lines = (folder / "corpus.jsonl").read_text().splitlines(keepends=True)
+        (folder / "corpus.jsonl").write_text("".join(line for line in lines if '"d5"' not in line))
+    return folder
+
+
+@pytest.fixture
+def cqadupstack_mirror(tmp_path: Path) -> Iterator[tuple[str, list[str], Path]]:
+    """``cqadupstack.zip`` in BEIR's layout (``cqadupstack/<forum>/``, two forums) served over HTTP on
+    127.0.0.1: (the zip's URL, the paths requested so far, the unzipped forum folders)."""
+    raw = tmp_path / "raw" / "cqadupstack"
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / "cqadupstack.zip", "w") as zf:
+        for forum in FORUMS:
+            folder = _forum_folder(raw, forum)
+            for path in sorted(folder.rglob("*")):
+                zf.write(path, path.relative_to(raw.parent).as_posix())
+    handler = type("Handler", (_CountingHandler,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cqadupstack.zip", handler.requests, raw
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _same_prepared(a: Path, b: Path) -> None:
+    """Both prepared folders hold the same files, byte for byte, and the same counts and warnings."""
+    files = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file() and p.name != "meta.json")
+    assert files == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file() and p.name != "meta.json")
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    meta_a, meta_b = read_json(a / "meta.json"), read_json(b / "meta.json")
+    assert {k: v for k, v in meta_a.items() if k != "source"} == {k: v for k, v in meta_b.items() if k != "source"}
+
+
+def test_beir_subset_prepares_one_forum_of_a_downloaded_zip(
+        tmp_path: Path, cqadupstack_mirror: tuple[str, list[str], Path]) -> None:
+    url, requests, raw = cqadupstack_mirror
+    cache = tmp_path / "cache"
+    meta = prepare("beir", tmp_path / "gis", name="cqadupstack", subset="gis", cache=str(cache), url=url)
+    prepare("beir-dir", tmp_path / "gis-dir", path=str(raw / "gis"))
+    _same_prepared(tmp_path / "gis", tmp_path / "gis-dir")
+    assert meta["source"] == {"name": "beir", "dataset": "cqadupstack", "subset": "gis", "url": url,
+                              "path": "gis", "negatives": 0, "seed": 13}
+    assert meta["counts"]["train_groups"] == 1 and requests == ["/cqadupstack.zip"]
+
+    meta = prepare("beir", tmp_path / "tex", name="cqadupstack", subset="tex", cache=str(cache), url=url)
+    prepare("beir-dir", tmp_path / "tex-dir", path=str(raw / "tex"))
+    _same_prepared(tmp_path / "tex", tmp_path / "tex-dir")
+    assert meta["counts"] == {"docs": 5, "queries": 4, "train_groups": 0, "qrels/test": 5}
+    assert requests == ["/cqadupstack.zip"]  # the second forum reuses the cached zip
+
+    with pytest.raises(ConfigError, match="no subset 'physics'; available: gis, tex") as err:
+        prepare("beir", tmp_path / "physics", name="cqadupstack", subset="physics", cache=str(cache), url=url)
+    assert err.value.key == "subset"
+    with pytest.raises(ConfigError, match="choose one of: gis, tex") as err:
+        prepare("beir", tmp_path / "all", name="cqadupstack", cache=str(cache), url=url)
+    assert err.value.key == "subset"
+    assert not (tmp_path / "physics").exists() and not (tmp_path / "all").exists()
+    assert requests == ["/cqadupstack.zip"]
+
+
+def test_beir_download_that_is_not_a_zip_is_removed(
+        tmp_path: Path, cqadupstack_mirror: tuple[str, list[str], Path]) -> None:
+    url, requests, _ = cqadupstack_mirror
+    missing = url.replace("cqadupstack.zip", "nosuch/cqadupstack.zip")  # the server answers 404 with an HTML page
+    with pytest.raises(DataError, match="not a zip file") as err:
+        prepare("beir", tmp_path / "gis", name="cqadupstack", subset="gis", cache=str(tmp_path / "cache"), url=missing)
+    assert err.value.path == tmp_path / "cache" / "cqadupstack.zip"
+    assert not err.value.path.exists()
+    prepare("beir", tmp_path / "gis", name="cqadupstack", subset="gis", cache=str(tmp_path / "cache"), url=url)
+    assert requests == ["/nosuch/cqadupstack.zip", "/cqadupstack.zip"]
+
+
+def _prepare_forum(barrier: Any, forum: str, out: Path, cache: Path, url: str) -> None:
+    barrier.wait()
+    prepare("beir", out, name="cqadupstack", subset=forum, cache=str(cache), url=url)
+
+
+def test_concurrent_prepares_of_one_zip_download_it_once(
+        tmp_path: Path, cqadupstack_mirror: tuple[str, list[str], Path]) -> None:
+    url, requests, raw = cqadupstack_mirror
+    _CountingHandler.delay = 0.5  # both jobs ask for the zip while the first download is under way
+    try:
+        ctx = multiprocessing.get_context("fork")
+        barrier = ctx.Barrier(len(FORUMS))
+        jobs = [ctx.Process(target=_prepare_forum, args=(barrier, forum, tmp_path / forum, tmp_path / "cache", url))
+                for forum in FORUMS]
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join(timeout=60)
+    finally:
+        _CountingHandler.delay = 0.0
+    assert [job.exitcode for job in jobs] == [0, 0]
+    assert requests == ["/cqadupstack.zip"]
+    for forum in FORUMS:
+        prepare("beir-dir", tmp_path / f"{forum}-dir", path=str(raw / forum))
+        _same_prepared(tmp_path / forum, tmp_path / f"{forum}-dir")
 
 
 @pytest.mark.parametrize("name", ["cranfield", "cisi"])

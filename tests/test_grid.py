@@ -60,6 +60,7 @@ def test_schema_names_the_offending_key(config: dict, mutate, fragment: str) -> 
     (lambda c: c["models"].update(bm25={"path": "minilm"}), "models.bm25"),
     (lambda c: c["datasets"]["synthetic"].update(source="dpr-qa", options={"corpus": "contexts"}),
      "eval_sets.synthetic"),
+    (lambda c: c["eval_sets"]["synthetic"].update(subgroup="cqadupstack"), "eval_sets.synthetic.subgroup"),
 ])
 def test_semantic_errors_name_the_key(config: dict, mutate, key: str) -> None:
     bad = copy.deepcopy(config)

@@ -374,6 +374,74 @@ def test_group_average_is_the_mean_over_the_group_sets(built, index_page):
         {label: v for label, v in beir.items() if v is not None})
 
 
+CQADUPSTACK = ("android", "gis", "tex")
+SUBGROUP_BOARD = {"model": "e5", "train": "nq",
+                  "evals": dict.fromkeys(("arguana", "android", "nq", "gis", "scifact", "tex"), "ndcg@10"),
+                  "groups": dict.fromkeys(("arguana", "android", "gis", "scifact", "tex"), "beir"),
+                  "subgroups": dict.fromkeys(CQADUPSTACK, "cqadupstack"), "eval_set": True,
+                  "missing": {("mw.temperature=0.05", "gis")}, "losses": fixture.E5_LOSSES}
+
+
+def test_a_subgroup_counts_as_one_set_in_its_group_average(tmp_path):
+    results = fixture.write_results(tmp_path / "results", [SUBGROUP_BOARD])
+    site = tmp_path / "site"
+    table = board_table(Page(build_site(results, site).read_text(encoding="utf-8")), 1, "main")
+    header = [c["text"].split()[0] for c in table["head"][0]["cells"]]
+    # compare files come in name order; a subgroup's columns are next to each other, before its group's others
+    assert header == ["Loss", "android", "gis", "tex", "cqadupstack", "arguana", "scifact", "beir", "nq", "Average"]
+    stats = {e: expected_stats(results, "e5", e, "ndcg@10") for e in SUBGROUP_BOARD["evals"]}
+    beir: dict[str, float | None] = {}
+    cqadupstack: dict[str, float | None] = {}
+    for row in table["rows"]:
+        label = row["attrs"]["data-label"]
+        value = {e: stats[e][label][0] for e in stats if label in stats[e]}
+        shown = {h: row["cells"][i]["text"].strip() for i, h in enumerate(header)}
+        if all(e in value for e in CQADUPSTACK):
+            cqadupstack[label] = sum(value[e] for e in CQADUPSTACK) / 3
+            beir[label] = (value["arguana"] + value["scifact"] + cqadupstack[label]) / 3
+            plain = sum(value[e] for e in SUBGROUP_BOARD["groups"]) / 5
+            assert f"{beir[label]:.3f}" != f"{plain:.3f}", label  # not the plain mean of the 5 columns
+            overall = (value["arguana"] + value["scifact"] + value["nq"] + cqadupstack[label]) / 4
+            assert shown["Average"] == f"{overall:.3f}", label  # the overall average counts the subgroup once too
+        else:
+            cqadupstack[label] = beir[label] = None
+            assert shown["Average"] == "–", label
+        assert shown["cqadupstack"] == ("–" if cqadupstack[label] is None else f"{cqadupstack[label]:.3f}"), label
+        assert shown["beir"] == ("–" if beir[label] is None else f"{beir[label]:.3f}"), label
+        for e in value:
+            assert shown[e].startswith(f"{value[e]:.3f}"), (label, e)  # every forum stays a column of its own
+    assert beir["mw.temperature=0.05"] is None and beir["infonce"] is not None
+
+    board = json.loads((site / "leaderboard.json").read_text())["boards"][0]
+    assert {d["eval"]: (d["group"], d["subgroup"]) for d in board["datasets"]} == {
+        e: (SUBGROUP_BOARD["groups"].get(e), SUBGROUP_BOARD["subgroups"].get(e)) for e in SUBGROUP_BOARD["evals"]}
+    assert board["groups"] == {"beir": ["android", "gis", "tex", "arguana", "scifact"]}
+    assert board["subgroups"] == {"beir": {"cqadupstack": list(CQADUPSTACK)}}
+    assert board["group_average"]["beir"]["ndcg@10"] == pytest.approx(beir)
+    assert board["subgroup_average"]["beir"]["cqadupstack"]["ndcg@10"] == pytest.approx(cqadupstack)
+    with open(site / "leaderboard.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["metric"] == "ndcg@10"]
+    for name, expected in (("(average: beir)", beir), ("(average: beir/cqadupstack)", cqadupstack)):
+        assert {r["loss"]: float(r["mean"]) for r in rows if r["eval"] == name} == pytest.approx(
+            {label: v for label, v in expected.items() if v is not None})
+    tex = (site / "leaderboard.tex").read_text()
+    assert r"tex (ndcg@10) & cqadupstack avg & arguana (ndcg@10) & scifact (ndcg@10) & beir avg & nq" in tex
+    assert r"\begin{tabular}{l" + "r" * 9 + "}" in tex
+    infonce = next(line for line in tex.splitlines() if line.startswith("infonce &")).removesuffix(r" \\")
+    cells = [re.sub(r"\\textbf\{(.*)\}", r"\1", c) for c in infonce.split(" & ")]
+    assert (len(cells), cells[4], cells[7]) == (10, f"{cqadupstack['infonce']:.3f}", f"{beir['infonce']:.3f}")
+
+
+def test_runs_of_one_eval_set_must_agree_on_its_subgroup(tmp_path):
+    results = fixture.write_results(tmp_path / "results", [SUBGROUP_BOARD])
+    path = results / "runs/e5/nq/infonce/seed2/gis/metrics.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["config"]["eval_set"]["subgroup"] = "lotte"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(DataError, match=r"gis\.json.*eval_set\.subgroup"):
+        build_site(results, tmp_path / "site")
+
+
 def test_a_board_without_groups_is_unchanged(built, tmp_path):
     results, site, _ = built
     plain = tmp_path / "results"

@@ -5,10 +5,28 @@ A BEIR folder holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`
 title for every document, only ``_id``/``text``/``answers`` kept for queries) and written in the
 on-disk format; qrels lines that name documents outside the corpus are kept and counted as
 warnings, as trec_eval would. A ``train`` split (or a ready ``train.jsonl``) becomes training groups.
+
+Options of ``beir`` (besides ``negatives`` and ``seed``, as for ``beir-dir``):
+
+* ``name``: the dataset's zip name in BEIR's README (``scifact``, ``cqadupstack``, ...).
+* ``cache``: the folder the zip is downloaded and unzipped into, once, and reused.
+* ``subset``: the sub-folder to convert, for a zip that holds several BEIR folders. CQADupStack's
+  unzips to ``cqadupstack/<forum>/`` for its 12 StackExchange forums (``android``, ``english``,
+  ..., ``wordpress``); BEIR evaluates each forum within its own corpus and reports their mean
+  as the one CQADupStack score, so each forum is a dataset of its own (``subset: gis``).
+* ``url``: where to download ``<name>.zip`` from, e.g. a mirror (default: BEIR's documented
+  address, :data:`BEIR_URL`). Its last path segment names the zip and the folder in ``cache``.
+
+Prepare jobs of one zip may run at once (CQADupStack's 12 forums do): an exclusive lock on
+``<cache>/<name>.lock`` serialises the download and unzip, which ``beir.util.download_and_unzip``
+does in place and skips when the zip or the folder exists, so no job reads a half-written zip or
+a half-unzipped folder.
 """
 
 from __future__ import annotations
 
+import fcntl
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +41,7 @@ from harness.data.format import (
     write_train_groups,
 )
 from harness.data.mining import mine_bm25, train_groups
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 
@@ -79,13 +97,39 @@ def convert(out: Path, path: str | Path, negatives: int = 0, seed: int = 13) -> 
     return {"name": "beir-dir", "path": raw.name, "negatives": negatives, "seed": seed}, warnings
 
 
-def download(out: Path, name: str, cache: str | Path, negatives: int = 0,
-             seed: int = 13) -> tuple[dict[str, Any], dict[str, int]]:
-    """Download the BEIR dataset ``name`` into ``cache`` with ``beir.util.download_and_unzip``
-    (skipped when already there), then convert it as :func:`convert` does."""
-    from beir.util import download_and_unzip
+def _subfolders(folder: Path) -> list[str]:
+    """The names of ``folder``'s sub-folders that are BEIR folders (hold a ``corpus.jsonl``)."""
+    return sorted(d.name for d in folder.iterdir() if (d / "corpus.jsonl").is_file())
 
-    url = beir_url(name)
-    folder = download_and_unzip(url, str(cache))
+
+def download(out: Path, name: str, cache: str | Path, negatives: int = 0, seed: int = 13,
+             subset: str | None = None, url: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """Download the BEIR dataset ``name`` from ``url`` (default: :func:`beir_url`) into ``cache``
+    with ``beir.util.download_and_unzip`` (skipped when already there) under an exclusive lock,
+    then convert it, or its sub-folder ``subset``, as :func:`convert` does."""
+    from beir import util
+
+    url = url or beir_url(name)
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            folder = Path(util.download_and_unzip(url, str(cache)))
+        except zipfile.BadZipFile:
+            zip_path = cache / url.rsplit("/", 1)[-1]
+            zip_path.unlink(missing_ok=True)
+            raise DataError(f"not a zip file (downloaded from {url}); removed, so the next run downloads it again",
+                            zip_path) from None
+    if not folder.is_dir():
+        raise DataError(f"the zip from {url} did not unzip to this folder", folder)
+    subsets = _subfolders(folder)
+    if subset is not None:
+        if subset not in subsets:
+            raise ConfigError(f"{name!r} has no subset {subset!r}; available: {', '.join(subsets) or 'none'}",
+                              "subset")
+        folder = folder / subset
+    elif subsets and not (folder / "corpus.jsonl").exists():
+        raise ConfigError(f"{name!r} holds several BEIR folders; choose one of: {', '.join(subsets)}", "subset")
     record, warnings = convert(out, folder, negatives, seed)
-    return {**record, "name": "beir", "dataset": name, "url": url}, warnings
+    return {**record, "name": "beir", "dataset": name, "subset": subset, "url": url}, warnings

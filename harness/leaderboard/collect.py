@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from harness.errors import DataError
 from harness.io import iter_jsonl, read_json
@@ -77,6 +77,7 @@ class CompareFile:
     rows: list[Row]
     comparisons: dict[str, dict[str, Comparison]]
     group: str | None = None
+    subgroup: str | None = None
 
     @property
     def all_metrics(self) -> list[str]:
@@ -105,12 +106,20 @@ class Run:
         teacher = train.get("teacher")
         return teacher if isinstance(teacher, dict) else None
 
+    def _eval_set(self, key: str) -> str | None:
+        eval_set = ((self.record.get("provenance") or {}).get("config") or {}).get("eval_set") or {}
+        value = eval_set.get(key) if isinstance(eval_set, dict) else None
+        return None if value is None else str(value)
+
     @property
     def group(self) -> str | None:
         """The eval set's group (``provenance.config.eval_set.group``); None when absent."""
-        eval_set = ((self.record.get("provenance") or {}).get("config") or {}).get("eval_set") or {}
-        group = eval_set.get("group") if isinstance(eval_set, dict) else None
-        return None if group is None else str(group)
+        return self._eval_set("group")
+
+    @property
+    def subgroup(self) -> str | None:
+        """The eval set's subgroup within its group (``provenance.config.eval_set.subgroup``); None when absent."""
+        return self._eval_set("subgroup")
 
 
 @dataclass(frozen=True)
@@ -234,19 +243,21 @@ def read_run(folder: Path, results: Path) -> Run:
     return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log, mteb=mteb)
 
 
-def _group_of(cf: CompareFile, runs: dict[str, Run], results: Path) -> str | None:
-    """The one group the runs of ``cf`` name (runs naming none are older records and ignored)."""
-    groups = {g for row in cf.rows for r in row.runs if (g := runs[r].group) is not None}
+def _group_of(cf: CompareFile, runs: dict[str, Run], results: Path,
+              key: Literal["group", "subgroup"] = "group") -> str | None:
+    """The one group (or, with ``key="subgroup"``, subgroup) the runs of ``cf`` name; runs naming
+    none are older records and ignored."""
+    groups = {g for row in cf.rows for r in row.runs if (g := getattr(runs[r], key)) is not None}
     if len(groups) > 1:
-        raise DataError(f"the runs of one eval set name different groups: {sorted(groups)}",
-                        results / cf.path, field="rows[].runs: provenance.config.eval_set.group")
+        raise DataError(f"the runs of one eval set name different {key}s: {sorted(groups)}",
+                        results / cf.path, field=f"rows[].runs: provenance.config.eval_set.{key}")
     return next(iter(groups), None)
 
 
 def read_results(results: Path) -> Results:
     """Read every comparison and run under ``results``; a run a comparison names must exist.
 
-    A comparison's ``group`` is the one its runs' records name (see :func:`_group_of`).
+    A comparison's ``group`` and ``subgroup`` are the ones its runs' records name (see :func:`_group_of`).
     """
     results = Path(results)
     if not results.is_dir():
@@ -265,4 +276,5 @@ def read_results(results: Path) -> Results:
                 if run_path not in runs:
                     raise DataError(f"run folder {run_path!r} has no metrics.json",
                                     results / cf.path, field=f"rows[{i}].runs")
-    return Results(compares=[replace(cf, group=_group_of(cf, runs, results)) for cf in compares], runs=runs)
+    return Results(compares=[replace(cf, group=_group_of(cf, runs, results),
+                                     subgroup=_group_of(cf, runs, results, "subgroup")) for cf in compares], runs=runs)

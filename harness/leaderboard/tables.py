@@ -5,12 +5,17 @@ in the order the comparison files list them) and a column per evaluation dataset
 fills the columns with one metric; the ``main`` view uses each dataset's own main metric. A cell
 is the mean ± std over seeds; it is marked ▲/▼ when the loss differs from the baseline with a
 Holm-corrected p below alpha (ranx Report convention: the best value per column is bold). The
-average column is the plain mean of the row's column means, shown only when every column has one.
+average column is the mean of the row's column means, each column counting once and a subgroup
+(below) once as a whole, shown only when every column has one.
 
 Eval sets of one group (``eval_sets.<name>.group`` in the config, e.g. the BEIR sets) are placed
 side by side, followed by the group's average: the mean of the row's column means over the group's
 eval sets (e.g. the average nDCG@10 over the BEIR sets), shown only when the row has every eval set
-of the group on the board.
+of the group on the board. The eval sets of one subgroup (``eval_sets.<name>.subgroup``) count as
+one in it, their mean: BEIR (Thakur et al., NeurIPS 2021) and MTEB score CQADupStack as the mean
+of its 12 forums, each searched in its own corpus, and count it once in the BEIR average. A
+subgroup's columns stay visible, side by side within the group, followed by the subgroup's
+average column.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ class Average:
 
 @dataclass(frozen=True)
 class BoardRow:
-    """A row of one view: its label, its cells (None where the dataset lacks the metric), its averages."""
+    """A row of one view: its label, its cells (None where the dataset lacks the metric), its averages
+    (overall, per group, per (group, subgroup))."""
 
     label: str
     kind: str
@@ -62,6 +68,7 @@ class BoardRow:
     cells: list[Cell | None]
     average: Average
     group_averages: dict[str, Average]
+    subgroup_averages: dict[tuple[str, str], Average]
     teacher: dict[str, Any] | None
 
 
@@ -70,17 +77,26 @@ class View:
     """One table of a board; ``metrics`` are the switch values it answers to.
 
     ``group_after`` maps the index of a group's last column to the group, whose average column
-    follows it.
+    follows it; ``subgroup_after`` does so for (group, subgroup), whose average column comes first.
     """
 
     metrics: list[str]
     columns: list[tuple[CompareFile, str]]
     rows: list[BoardRow]
     group_after: dict[int, str]
+    subgroup_after: dict[int, tuple[str, str]]
 
     def members(self, group: str) -> list[str]:
         """The eval sets of ``group``, in column order."""
         return [cf.eval for cf, _ in self.columns if cf.group == group]
+
+    def subgroup_members(self, key: tuple[str, str]) -> list[str]:
+        """The eval sets of the subgroup ``key`` = (group, subgroup), in column order."""
+        return [cf.eval for cf, _ in self.columns if subgroup_key(cf) == key]
+
+    def parts(self, group: str) -> list[str]:
+        """What the average of ``group`` is the mean of: its eval sets, each subgroup once (by name)."""
+        return _unique(cf.subgroup if subgroup_key(cf) else cf.eval for cf, _ in self.columns if cf.group == group)
 
 
 @dataclass(frozen=True)
@@ -119,19 +135,35 @@ def row_labels(compares: list[CompareFile]) -> list[Row]:
     return sorted(rows.values(), key=lambda r: (KIND_ORDER.get(r.kind, 2), order.index(r.label)))
 
 
-def group_columns(compares: list[CompareFile]) -> list[CompareFile]:
-    """``compares`` with each group's eval sets moved next to the group's first one (order kept otherwise)."""
-    def key(cf: CompareFile) -> tuple[str, str]:
-        return ("group", cf.group) if cf.group is not None else ("eval", cf.eval)
+def subgroup_key(cf: CompareFile) -> tuple[str, str] | None:
+    """(group, subgroup) of an eval set in a subgroup of a group; None otherwise (a subgroup needs a group)."""
+    return (cf.group, cf.subgroup) if cf.group is not None and cf.subgroup is not None else None
 
-    first: dict[tuple[str, str], int] = {}
+
+def group_columns(compares: list[CompareFile]) -> list[CompareFile]:
+    """``compares`` with each group's eval sets moved next to the group's first one, and within it each
+    subgroup's next to the subgroup's first one (order kept otherwise)."""
+    def key(cf: CompareFile) -> tuple[tuple[str, str], tuple[str, ...]]:
+        outer = ("group", cf.group) if cf.group is not None else ("eval", cf.eval)
+        sub = subgroup_key(cf)
+        return outer, ("subgroup", *sub) if sub is not None else ("eval", cf.eval)
+
+    first: dict[Any, int] = {}
     for i, cf in enumerate(compares):
-        first.setdefault(key(cf), i)
-    return sorted(compares, key=lambda cf: first[key(cf)])
+        outer, inner = key(cf)
+        first.setdefault(outer, i)
+        first.setdefault(inner, i)
+    return sorted(compares, key=lambda cf: tuple(first[k] for k in key(cf)))
 
 
 def _mean_of(cells: list[Cell | None]) -> float | None:
     return fmean(c.stat.mean for c in cells) if cells and all(cells) else None
+
+
+def _mean_of_parts(cells: list[Cell | None], parts: list[list[int]]) -> float | None:
+    """The mean over ``parts`` (lists of column indices) of each part's mean; None unless every column has a cell."""
+    chosen = [cells[i] for part in parts for i in part]
+    return fmean(fmean(cells[i].stat.mean for i in part) for part in parts) if chosen and all(chosen) else None
 
 
 def _with_best(values: list[float | None]) -> list[Average]:
@@ -144,6 +176,15 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
     best = [best_labels(cf, metric) for cf, metric in columns]
     groups = _unique(cf.group for cf, _ in columns if cf.group is not None)
     members = {g: [i for i, (cf, _) in enumerate(columns) if cf.group == g] for g in groups}
+    subgroups = _unique(k for cf, _ in columns if (k := subgroup_key(cf)) is not None)
+    sub_members = {k: [i for i, (cf, _) in enumerate(columns) if subgroup_key(cf) == k] for k in subgroups}
+    averaged: dict[str, dict[Any, list[int]]] = {g: {} for g in groups}  # a part per eval set, one per subgroup
+    for g in groups:
+        for i in members[g]:
+            averaged[g].setdefault(subgroup_key(columns[i][0]) or i, []).append(i)
+    overall: dict[Any, list[int]] = {}
+    for i, (cf, _) in enumerate(columns):
+        overall.setdefault(subgroup_key(cf) or i, []).append(i)
     all_cells = []
     for rep in labels:
         cells: list[Cell | None] = []
@@ -154,12 +195,17 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
                 compare=cf, metric=metric, stat=stat, best=rep.label in top,
                 comparison=cf.comparisons.get(metric, {}).get(rep.label)))
         all_cells.append(cells)
-    averages = _with_best([_mean_of(cells) for cells in all_cells])
-    by_group = {g: _with_best([_mean_of([cells[i] for i in members[g]]) for cells in all_cells]) for g in groups}
-    rows = [BoardRow(rep.label, rep.kind, rep.loss_name, cells, averages[k], {g: by_group[g][k] for g in groups},
+    averages = _with_best([_mean_of_parts(cells, list(overall.values())) for cells in all_cells])
+    by_group = {g: _with_best([_mean_of_parts(cells, list(averaged[g].values())) for cells in all_cells])
+                for g in groups}
+    by_subgroup = {k: _with_best([_mean_of([cells[i] for i in sub_members[k]]) for cells in all_cells])
+                   for k in subgroups}
+    rows = [BoardRow(rep.label, rep.kind, rep.loss_name, cells, averages[n], {g: by_group[g][n] for g in groups},
+                     {k: by_subgroup[k][n] for k in subgroups},
                      next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None))
-            for k, (rep, cells) in enumerate(zip(labels, all_cells))]
-    return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups})
+            for n, (rep, cells) in enumerate(zip(labels, all_cells))]
+    return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups},
+                subgroup_after={sub_members[k][-1]: k for k in subgroups})
 
 
 def metric_names(compares: Iterable[CompareFile]) -> list[str]:
@@ -220,16 +266,24 @@ def leaderboard_dict(results: Results, all_boards: list[Board], title: str) -> d
                         "comparison": _comparison_dict(cf.comparisons.get(metric, {}).get(row.label))}
                 rows.append({"loss": row.label, "kind": row.kind, "loss_name": row.loss_name,
                              "params": row.params, "seeds": row.seeds, "runs": row.runs, "metrics": metrics})
-            datasets.append({"eval": cf.eval, "split": cf.split, "group": cf.group, "main_metric": cf.main_metric,
+            datasets.append({"eval": cf.eval, "split": cf.split, "group": cf.group, "subgroup": cf.subgroup,
+                             "main_metric": cf.main_metric,
                              "compare": cf.path, "baseline": cf.baseline, "test": cf.test,
                              "bootstrap": cf.bootstrap, "correction": cf.correction, "rows": rows})
         averages = {m: {r.label: r.average.value for r in view.rows} for view in board.views for m in view.metrics}
         groups = _unique(cf.group for cf in board.compares if cf.group is not None)
+        subgroups = {g: _unique(cf.subgroup for cf in board.compares if cf.group == g and cf.subgroup is not None)
+                     for g in groups}
         out_boards.append({
             "model": board.model, "train": board.train, "datasets": datasets, "average": averages,
             "groups": {g: [cf.eval for cf in board.compares if cf.group == g] for g in groups},
             "group_average": {g: {m: {r.label: r.group_averages[g].value for r in view.rows}
-                                  for view in board.views for m in view.metrics} for g in groups}})
+                                  for view in board.views for m in view.metrics} for g in groups},
+            "subgroups": {g: {s: [cf.eval for cf in board.compares if subgroup_key(cf) == (g, s)] for s in subs}
+                          for g, subs in subgroups.items()},
+            "subgroup_average": {g: {s: {m: {r.label: r.subgroup_averages[(g, s)].value for r in view.rows}
+                                         for view in board.views for m in view.metrics} for s in subs}
+                                 for g, subs in subgroups.items()}})
     runs = [{"path": run.path, **run.record, "train_log": run.train_log} for run in results.runs.values()]
     return {"schema": 1, "title": title, "boards": out_boards, "runs": runs}
 
@@ -241,7 +295,8 @@ CSV_FIELDS = ["model", "train", "eval", "split", "loss", "kind", "metric", "n_se
 
 def csv_rows(all_boards: list[Board]) -> Iterator[dict[str, Any]]:
     """One CSV row per (board, dataset, loss, metric); then one per (board, loss, view) for the average,
-    with ``eval`` = ``(average)``, and for each group's average, with ``eval`` = ``(average: <group>)``."""
+    with ``eval`` = ``(average)``, for each group's average, with ``eval`` = ``(average: <group>)``, and
+    for each subgroup's, with ``eval`` = ``(average: <group>/<subgroup>)``."""
     for board in all_boards:
         for cf in board.compares:
             for row in cf.rows:
@@ -261,6 +316,7 @@ def csv_rows(all_boards: list[Board]) -> Iterator[dict[str, Any]]:
         for view in board.views:
             for r in view.rows:
                 named = [("(average)", r.average)] + [(f"(average: {g})", a) for g, a in r.group_averages.items()]
+                named += [(f"(average: {g}/{s})", a) for (g, s), a in r.subgroup_averages.items()]
                 for name, average in named:
                     if average.value is not None:
                         yield {"model": board.model, "train": board.train, "eval": name, "loss": r.label,
