@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,3 +25,21 @@ def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def device_name() -> str:
+    """What the benchmarks run on: the GPU's name when torch sees one, else the CPU's model and cores."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name()}"
+    return f"cpu: {cpu_model()}, {os.cpu_count()} cores"
+
+
+def device_slug() -> str:
+    """A file-name slug of the device: ``cpu``, or the GPU's name (``nvidia-h100-80gb-hbm3``)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name().lower()).strip("-")

@@ -1,4 +1,4 @@
-"""Run every benchmark of issue #6 and write their figures and the machine to ``benchmarks/RESULTS.md``.
+"""Run every benchmark (issues #5 and #6) and write their figures and the machine to ``benchmarks/RESULTS.md``.
 
 Each benchmark script runs in its own process (``python benchmarks/bench_*.py [--smoke]``), with its
 stdout and stderr captured; its printed table goes into RESULTS.md verbatim, in its own section.
@@ -51,6 +51,9 @@ BENCHMARKS = [
     Benchmark("metrics", "3. Evaluation", "bench_metrics.py"),
     Benchmark("search", "4. Search", "bench_search.py"),
     Benchmark("losses", "6. Losses", "bench_losses.py", cpu_args=("--queries", "16")),
+    # Issue #5: rates on this device (writes benchmarks/rates-<device>.json), then the papers' grid priced with them.
+    Benchmark("rates", "7. Rates of the papers' grid on this device", "bench_rates.py"),
+    Benchmark("hours", "8. Hours of the papers' grid per rule", "grid_hours.py"),
 ]
 GRID_TITLE = "5. The quickstart grid"
 
