@@ -62,7 +62,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True,
                                  bf16=bf16)
     query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, bf16=bf16)
-    doc_emb = np.asarray(doc_emb, dtype=np.float32)  # once: shards may be float16 memory maps
+    # float16 memory-mapped shards stay on disk: the index and the positives' scores convert what they read
     scores, indices = FlatIPSearcher(doc_emb, index).search(
         query_emb, min(TOP_K, len(doc_ids)))
 

@@ -173,11 +173,13 @@ class FlatIPSearcher:
     """Top-k search by inner product over passage embeddings with a faiss index.
 
     ``index`` is a faiss ``index_factory`` string built with ``METRIC_INNER_PRODUCT``: ``"Flat"``
-    (exact, the default), or an approximate one to save memory or time, e.g. ``"HNSW32"`` or
-    ``"IVF4096,Flat"`` (trained on the passages themselves). ``params`` sets search-time
-    parameters through ``faiss.ParameterSpace``, e.g. ``"efSearch=128"`` or ``"nprobe=64"``.
-    Vectors are added as float32 whatever their stored dtype. When faiss sees GPUs, Flat and IVF
-    indexes are moved there (float32, sharded across GPUs); HNSW stays on the CPU.
+    (exact, the default), ``"SQfp16"`` (exact for float16 embeddings at half Flat's memory: the
+    values are stored as they are on disk and scored in float32), or an approximate one to save
+    memory or time, e.g. ``"HNSW32"`` or ``"IVF4096,Flat"`` (trained on the passages themselves).
+    ``params`` sets search-time parameters through ``faiss.ParameterSpace``, e.g.
+    ``"efSearch=128"`` or ``"nprobe=64"``. Vectors are added in float32 chunks whatever their
+    stored dtype, so a memory-mapped shard is never copied whole. When faiss sees GPUs, Flat and
+    IVF indexes are moved there (float32, sharded across GPUs); others stay on the CPU.
     """
 
     ADD_CHUNK = 65536  # rows converted to float32 at a time while adding
@@ -196,7 +198,7 @@ class FlatIPSearcher:
                 raise ConfigError(f"cannot train index {index!r} on {n} passages: {exc}", key="index") from None
         for lo in range(0, n, self.ADD_CHUNK):
             self.index.add(np.ascontiguousarray(doc_emb[lo:lo + self.ADD_CHUNK], dtype=np.float32))
-        on_gpu = faiss.get_num_gpus() > 0 and "HNSW" not in index
+        on_gpu = faiss.get_num_gpus() > 0 and (index == "Flat" or index.startswith("IVF"))
         if on_gpu:
             options = faiss.GpuMultipleClonerOptions()
             options.useFloat16 = False

@@ -123,6 +123,18 @@ def test_ivf_probing_every_list_is_exact() -> None:
     np.testing.assert_array_equal(ivf, exact)
 
 
+def test_sqfp16_is_exact_for_float16_embeddings(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    docs = random_unit(rng, 3000, 32).astype(np.float16)
+    np.save(tmp_path / "docs.npy", docs)
+    stored = np.load(tmp_path / "docs.npy", mmap_mode="r")  # as evaluate reads a shard
+    queries = random_unit(rng, 50, 32)
+    flat_scores, flat = FlatIPSearcher(docs.astype(np.float32)).search(queries, k=100)
+    sq_scores, sq = FlatIPSearcher(stored, index="SQfp16").search(queries, k=100)
+    np.testing.assert_array_equal(sq, flat)
+    np.testing.assert_allclose(sq_scores, flat_scores, rtol=0, atol=1e-6)
+
+
 def test_bad_index_or_parameters_name_the_key() -> None:
     docs = random_unit(np.random.default_rng(6), 50, 8)
     with pytest.raises(ConfigError, match="'index'"):
