@@ -5,7 +5,9 @@ A step takes ``batch_size`` query groups. Each query brings up to ``max_positive
 (duplicates merged), so every query also sees every other query's documents as in-batch negatives.
 The loss sees the full score matrix ``scores[i, j] = s(q_i, d_j)`` [Q, D] with labels
 (the grade where d_j is a known positive of q_i, 0 otherwise) and, for distillation, the teacher's
-scores of q_i's own list (NaN elsewhere) — the contract of :mod:`harness.losses`.
+scores of q_i's own list (NaN elsewhere) — the contract of :mod:`harness.losses`. With a teacher
+the one positive of q_i is the teacher's top-1 of its list, as in CADET (Tamber et al., 2025),
+which is not always the judged positive.
 
 Execution options wrap the *same* loss call:
 
@@ -148,9 +150,12 @@ class BatchBuilder:
                     labels[i, docs[doc_id]] = float(g.grade(doc_id))
             if teacher is not None:
                 own = self.teacher.get(g.query_id, {})
-                for doc_id in [*g.positives[:self.args.max_positives], *g.negatives]:
-                    if doc_id in docs and doc_id in own:
-                        teacher[i, docs[doc_id]] = own[doc_id]
+                listed = [d for d in [*g.positives[:self.args.max_positives], *g.negatives] if d in docs and d in own]
+                for doc_id in listed:
+                    teacher[i, docs[doc_id]] = own[doc_id]
+                if listed:  # CADET: the positive is the teacher's top-1 of the query's list
+                    labels[i] = 0
+                    labels[i, docs[max(listed, key=own.__getitem__)]] = 1
         return Batch([queries[g.query_id]["text"] for g in groups],
                      [passage_text(corpus[d]) for d in doc_ids], labels, teacher)
 

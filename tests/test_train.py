@@ -151,3 +151,20 @@ def test_sigterm_then_rerun_resumes_and_matches_uninterrupted(tiny_dataset: Path
     for name in reference:
         np.testing.assert_array_equal(reference[name], resumed[name])
     assert not resume.exists()
+
+
+def test_with_a_teacher_the_positive_is_its_top_1(tiny_dataset: Path) -> None:
+    groups = read_train_groups(tiny_dataset / "train.jsonl")
+    # the teacher prefers each query's first hard negative to its judged positives
+    teacher = {g.query_id: {**{d: 0.5 for d in g.positives}, g.negatives[0]: 0.9, g.negatives[1]: 0.1}
+               for g in groups}
+    args = _args(tiny_dataset, Path("unused"))
+    builder = BatchBuilder(groups, args, teacher)
+    batch = builder.build(0, read_queries(tiny_dataset / "queries.jsonl"), read_corpus(tiny_dataset / "corpus.jsonl"))
+    corpus = read_corpus(tiny_dataset / "corpus.jsonl")
+    text_to_id = {f"{d['title']} {d['text']}": i for i, d in corpus.items()}
+    cols = [text_to_id[t] for t in batch.docs]
+    for i, g in enumerate(builder.batch(0)):
+        listed = [cols[j] for j in range(len(cols)) if not math.isnan(batch.teacher[i, j])]
+        expected = g.negatives[0] if g.negatives[0] in listed else max(listed, key=teacher[g.query_id].__getitem__)
+        assert [cols[j] for j in range(len(cols)) if batch.labels[i, j] > 0] == [expected]
