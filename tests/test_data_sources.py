@@ -194,6 +194,19 @@ def test_beir_subset_prepares_one_forum_of_a_downloaded_zip(
     assert requests == ["/cqadupstack.zip"]
 
 
+def test_a_half_unzipped_folder_is_unzipped_again(
+        tmp_path: Path, cqadupstack_mirror: tuple[str, list[str], Path]) -> None:
+    url, requests, raw = cqadupstack_mirror
+    cache = tmp_path / "cache"
+    prepare("beir", tmp_path / "first", name="cqadupstack", subset="gis", cache=str(cache), url=url)
+    (cache / "cqadupstack.unzipped").unlink()  # as if the job had been killed while unzipping
+    (cache / "cqadupstack" / "gis" / "corpus.jsonl").write_text('{"_id": "d1", "text": "cut sh')
+    prepare("beir", tmp_path / "again", name="cqadupstack", subset="gis", cache=str(cache), url=url)
+    prepare("beir-dir", tmp_path / "dir", path=str(raw / "gis"))
+    _same_prepared(tmp_path / "again", tmp_path / "dir")
+    assert requests == ["/cqadupstack.zip"]  # unzipped again from the cached zip, not downloaded
+
+
 def test_beir_download_that_is_not_a_zip_is_removed(
         tmp_path: Path, cqadupstack_mirror: tuple[str, list[str], Path]) -> None:
     url, requests, _ = cqadupstack_mirror

@@ -26,6 +26,7 @@ a half-unzipped folder.
 from __future__ import annotations
 
 import fcntl
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,12 @@ def download(out: Path, name: str, cache: str | Path, negatives: int = 0, seed: 
              subset: str | None = None, url: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """Download the BEIR dataset ``name`` from ``url`` (default: :func:`beir_url`) into ``cache``
     with ``beir.util.download_and_unzip`` (skipped when already there) under an exclusive lock,
-    then convert it, or its sub-folder ``subset``, as :func:`convert` does."""
+    then convert it, or its sub-folder ``subset``, as :func:`convert` does.
+
+    beir unzips whenever the folder is missing and trusts any folder it finds, so a job killed
+    while unzipping would leave a half folder for good: a marker file written after a complete
+    unzip tells the two apart, and a folder without it is removed and unzipped again.
+    """
     from beir import util
 
     url = url or beir_url(name)
@@ -114,6 +120,10 @@ def download(out: Path, name: str, cache: str | Path, negatives: int = 0, seed: 
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / f"{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        unzipped = cache / url.rsplit("/", 1)[-1].removesuffix(".zip")
+        marker = cache / f"{unzipped.name}.unzipped"
+        if unzipped.is_dir() and not marker.exists():
+            shutil.rmtree(unzipped)
         try:
             folder = Path(util.download_and_unzip(url, str(cache)))
         except zipfile.BadZipFile:
@@ -121,8 +131,9 @@ def download(out: Path, name: str, cache: str | Path, negatives: int = 0, seed: 
             zip_path.unlink(missing_ok=True)
             raise DataError(f"not a zip file (downloaded from {url}); removed, so the next run downloads it again",
                             zip_path) from None
-    if not folder.is_dir():
-        raise DataError(f"the zip from {url} did not unzip to this folder", folder)
+        if not folder.is_dir():
+            raise DataError(f"the zip from {url} did not unzip to this folder", folder)
+        marker.touch()
     subsets = _subfolders(folder)
     if subset is not None:
         if subset not in subsets:
