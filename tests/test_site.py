@@ -432,16 +432,6 @@ def test_a_subgroup_counts_as_one_set_in_its_group_average(tmp_path):
     assert (len(cells), cells[4], cells[7]) == (10, f"{cqadupstack['infonce']:.3f}", f"{beir['infonce']:.3f}")
 
 
-def test_runs_of_one_eval_set_must_agree_on_its_subgroup(tmp_path):
-    results = fixture.write_results(tmp_path / "results", [SUBGROUP_BOARD])
-    path = results / "runs/e5/nq/infonce/seed2/gis/metrics.json"
-    rec = json.loads(path.read_text())
-    rec["provenance"]["config"]["eval_set"]["subgroup"] = "lotte"
-    path.write_text(json.dumps(rec))
-    with pytest.raises(DataError, match=r"gis\.json.*eval_set\.subgroup"):
-        build_site(results, tmp_path / "site")
-
-
 def test_a_board_without_groups_is_unchanged(built, tmp_path):
     results, site, _ = built
     plain = tmp_path / "results"
@@ -473,13 +463,14 @@ def test_a_board_of_one_dataset_has_no_average_column(tmp_path):
     assert "Average" in "".join(c["text"] for c in board_table(page, 2, "main")["head"][0]["cells"])
 
 
-def test_runs_of_one_eval_set_must_agree_on_its_group(tmp_path):
-    results = fixture.write_results(tmp_path / "results")
-    path = results / "runs/e5/nq/infonce/seed2/scifact/metrics.json"
+@pytest.mark.parametrize("key, eval_set, boards", [("group", "scifact", None), ("subgroup", "gis", [SUBGROUP_BOARD])])
+def test_runs_of_one_eval_set_must_agree_on_its_group(tmp_path, key, eval_set, boards):
+    results = fixture.write_results(tmp_path / "results", *([boards] if boards else []))
+    path = results / f"runs/e5/nq/infonce/seed2/{eval_set}/metrics.json"
     rec = json.loads(path.read_text())
-    rec["provenance"]["config"]["eval_set"]["group"] = "lotte"
+    rec["provenance"]["config"]["eval_set"][key] = "lotte"
     path.write_text(json.dumps(rec))
-    with pytest.raises(DataError, match=r"scifact\.json.*eval_set\.group"):
+    with pytest.raises(DataError, match=rf"{eval_set}\.json.*eval_set\.{key}"):
         build_site(results, tmp_path / "site")
 
 
