@@ -52,7 +52,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         doc_ids = list(corpus)
     queries = read_queries(dataset / "queries.jsonl")
     qrels_path = dataset / "qrels" / f"{split}.tsv"
-    qrels = read_qrels(qrels_path, queries, set(doc_ids)).qrels
+    doc_row = {d: i for i, d in enumerate(doc_ids)}
+    qrels = read_qrels(qrels_path, queries, doc_row).qrels
     query_ids = split_query_ids(dataset, split, queries, qrels)
     if not query_ids:
         raise DataError(f"split {split!r} has no judged queries and is not an answer-match split", qrels_path)
@@ -67,7 +68,6 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         query_emb, min(TOP_K, len(doc_ids)))
 
     level = positive_level(family)
-    doc_row = {d: i for i, d in enumerate(doc_ids)}
     pos_rows = [np.array([doc_row[d] for d, g in qrels.get(q, {}).items() if g >= level and d in doc_row],
                          dtype=np.int64) for q in query_ids]
     pair_q = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(pos_rows)])
