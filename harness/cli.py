@@ -104,7 +104,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     record = evaluate(a.model, Path(a.dataset), a.split, Path(a.out), family=a.family, extra_metrics=a.metrics,
                       corpus_dir=Path(a.corpus) if a.corpus else None,
                       settings=a.settings, embeddings=Path(a.embeddings) if a.embeddings else None,
-                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, bf16=a.bf16)
+                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, bf16=a.bf16,
+                      ignore_identical_ids=a.ignore_identical_ids)
     log.info("%s", json.dumps(record["metrics"], sort_keys=True))
 
 
@@ -125,9 +126,11 @@ def cmd_mteb(a: argparse.Namespace) -> None:
     for i, spec in enumerate(a.local):
         try:
             tasks.append(local_task(Path(spec["dataset"]), spec["split"],
-                                    Path(spec["corpus"]) if spec.get("corpus") else None, spec.get("name")))
+                                    Path(spec["corpus"]) if spec.get("corpus") else None, spec.get("name"),
+                                    bool(spec.get("ignore_identical_ids", False))))
         except (KeyError, TypeError):
-            raise ConfigError("expected {dataset, split[, corpus, name]}", key=f"--local[{i}]") from None
+            raise ConfigError("expected {dataset, split[, corpus, name, ignore_identical_ids]}",
+                              key=f"--local[{i}]") from None
     if not tasks:
         raise ConfigError("name MTEB tasks (--tasks) or prepared splits (--local)", key="--tasks")
     record = run_mteb(a.model, tasks, Path(a.out), a.settings, a.batch_size)
@@ -137,7 +140,7 @@ def cmd_mteb(a: argparse.Namespace) -> None:
 def cmd_site(a: argparse.Namespace) -> None:
     from harness.leaderboard.build import build_site
 
-    index = build_site(Path(a.results), Path(a.out))
+    index = build_site(Path(a.results), Path(a.out), references=Path(a.references) if a.references else None)
     print(f"leaderboard: {index.resolve()}", file=sys.stderr)
 
 
@@ -212,6 +215,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus", help="folder whose corpus.jsonl is searched (default: the dataset's own)")
     s.add_argument("--family", default="generic")
     s.add_argument("--metrics", nargs="*", default=[])
+    s.add_argument("--ignore-identical-ids", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop a retrieved passage whose id is the query's (default: yes for the beir family, as BEIR)")
     s.add_argument("--embeddings", help="folder of precomputed corpus shards")
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
@@ -240,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("site", help="build the static leaderboard")
     s.add_argument("--results", default="results")
+    s.add_argument("--references", help="YAML file of published scores to mark rows OK or FAIL against")
     s.add_argument("--out", default="site")
     s.set_defaults(run=cmd_site)
     return p

@@ -19,9 +19,9 @@ from harness.data.format import passage_text, read_corpus, read_qrels, read_quer
 from harness.errors import DataError
 from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
-from harness.metrics import metrics_for
+from harness.metrics import ignores_identical_ids, metrics_for
 from harness.models.registry import load_model
-from harness.retrieval import FlatIPSearcher, load_corpus_embeddings, pair_scores, write_trec_run
+from harness.retrieval import FlatIPSearcher, drop_identical_ids, load_corpus_embeddings, pair_scores, write_trec_run
 
 TOP_K = 1000
 TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss")
@@ -35,10 +35,13 @@ def positive_level(family: str) -> int:
 def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = "generic", corpus_dir: Path | None = None,
              extra_metrics: list[str] | None = None, settings: dict[str, Any] | None = None,
              embeddings: Path | None = None, batch_size: int = 128, index: str = "Flat",
-             run_info: dict[str, Any] | None = None, tag: str = "lossboard", bf16: bool = False) -> dict[str, Any]:
+             run_info: dict[str, Any] | None = None, tag: str = "lossboard", bf16: bool = False,
+             ignore_identical_ids: bool | None = None) -> dict[str, Any]:
     """Encode, search, score and write the three result files; returns the metrics record.
 
     ``bf16`` encodes under bfloat16 autocast on a GPU, as the stored corpus shards were.
+    ``ignore_identical_ids`` (default: the family's, see :func:`~harness.metrics.ignores_identical_ids`)
+    drops a retrieved passage whose id is the query's own before anything is scored.
     """
     start = time.perf_counter()
     dataset, out = Path(dataset), Path(out)
@@ -66,6 +69,10 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     # float16 memory-mapped shards stay on disk: the index and the positives' scores convert what they read
     scores, indices = FlatIPSearcher(doc_emb, index).search(
         query_emb, min(TOP_K, len(doc_ids)))
+    if ignore_identical_ids is None:
+        ignore_identical_ids = ignores_identical_ids(family)
+    if ignore_identical_ids:
+        indices, scores = drop_identical_ids(query_ids, doc_row, indices, scores)
 
     level = positive_level(family)
     pos_rows = [np.array([doc_row[d] for d, g in qrels.get(q, {}).items() if g >= level and d in doc_row],
@@ -102,6 +109,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         "main_metric": metric_names[0],
         "metrics": {m: float(v) for m, v in result.aggregate.items()},
         "n_queries": len(result.query_ids),
+        "protocol": {"encoder": encoder.settings.to_dict(), "ignore_identical_ids": ignore_identical_ids,
+                     "top_k": TOP_K},
         "histogram": result.histogram,
         "checkpoint": info.get("checkpoint"),
         "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,

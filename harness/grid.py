@@ -130,10 +130,24 @@ def check(config: dict[str, Any]) -> None:
     for i, name in enumerate((config.get("mteb") or {}).get("eval_sets", [])):
         if name not in config["eval_sets"]:
             raise ConfigError(f"names eval set {name!r}, which is not under 'eval_sets'", key=f"mteb.eval_sets[{i}]")
+    if config.get("references"):
+        _check_references(config)
     for key in ("teacher",):
         teacher = config.get(key) or {}
         if teacher.get("kind") == "bi-encoder" and teacher.get("model") not in config["models"]:
             raise ConfigError(f"teacher model {teacher.get('model')!r} is not under 'models'", key=f"{key}.model")
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    """The references file exists and each entry names a row, an eval set and a metric of this grid."""
+    from harness.metrics import metrics_for
+    from harness.references import check_references, read_references
+
+    refs = read_references(config["references"])
+    grid = Grid(config)
+    metrics = {e: metrics_for(grid.family_of(e), config["datasets"][grid.dataset_of(e)].get("metrics"))
+               for e in config["eval_sets"]}
+    check_references(refs, list(config["models"]), list(config["train_sets"]), list(grid.losses), metrics)
 
 
 class Grid:
@@ -160,6 +174,13 @@ class Grid:
 
     def family_of(self, eval_set: str) -> str:
         return self.eval_sets[eval_set].get("family") or self.datasets[self.dataset_of(eval_set)]["family"]
+
+    def ignore_identical_ids(self, eval_set: str) -> bool:
+        """Whether an eval set drops a retrieved passage whose id is the query's (BEIR's rule)."""
+        from harness.metrics import ignores_identical_ids
+
+        spec = self.eval_sets[eval_set]
+        return bool(spec.get("ignore_identical_ids", ignores_identical_ids(self.family_of(eval_set))))
 
     def teacher_name(self) -> str:
         teacher = self.config["teacher"]
@@ -258,7 +279,8 @@ class Grid:
     def mteb_local(self) -> list[dict[str, str]]:
         """The eval sets MTEB evaluates offline, as ``harness mteb --local`` takes them."""
         return [{"name": e, "dataset": self.data(self.dataset_of(e)), "split": self.eval_sets[e]["split"],
-                 "corpus": self.data(self.corpus_of(e))} for e in (self.config.get("mteb") or {}).get("eval_sets", [])]
+                 "corpus": self.data(self.corpus_of(e)), "ignore_identical_ids": self.ignore_identical_ids(e)}
+                for e in (self.config.get("mteb") or {}).get("eval_sets", [])]
 
     def mteb_datasets(self) -> list[str]:
         """The folders of the datasets (and corpora) of the eval sets MTEB evaluates offline."""

@@ -92,6 +92,12 @@ def parse_metric(name: str) -> MetricSpec:
     return MetricSpec(name, match["measure"], k, level)
 
 
+def ignores_identical_ids(family: str) -> bool:
+    """Whether an eval set of ``family`` drops a retrieved passage whose id is the query's own by
+    default: BEIR's evaluator does (``ignore_identical_ids=True``), so the ``beir`` family does."""
+    return family == "beir"
+
+
 def metrics_for(family: str, extra: list[str] | None = None) -> list[str]:
     """The metrics of a dataset family (main metric first), then ``auc_global``, ``auc_query``, then ``extra``."""
     if family not in FAMILIES:

@@ -44,9 +44,12 @@ def hub_tasks(names: list[str]) -> list[Any]:
     return tasks
 
 
-def local_task(dataset: Path, split: str, corpus_dir: Path | None = None, name: str | None = None) -> Any:
+def local_task(dataset: Path, split: str, corpus_dir: Path | None = None, name: str | None = None,
+               ignore_identical_ids: bool = False) -> Any:
     """An MTEB retrieval task over one split of a prepared dataset folder (searching ``corpus_dir``'s
-    corpus when given). Only splits with passage judgements qualify: MTEB has no answer match."""
+    corpus when given), dropping a passage whose id is the query's when ``ignore_identical_ids``
+    (as MTEB's ArguAna and Quora tasks do). Only splits with passage judgements qualify: MTEB has
+    no answer match."""
     from mteb.abstasks import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
 
@@ -74,7 +77,9 @@ def local_task(dataset: Path, split: str, corpus_dir: Path | None = None, name: 
             self.relevant_docs = {split: qrels}
             self.data_loaded = True
 
-    return LocalRetrieval()
+    task = LocalRetrieval()
+    task.ignore_identical_ids = ignore_identical_ids
+    return task
 
 
 def run_mteb(model: str, tasks: list[Any], out: Path, settings: dict[str, Any] | None = None,

@@ -255,6 +255,20 @@ def _check_ids(ids: Iterable[str], what: str) -> None:
             raise DataError(f"{what} id {name!r} is empty or contains whitespace; a TREC run cannot hold it")
 
 
+def drop_identical_ids(query_ids: Sequence[str], doc_row: dict[str, int], indices: np.ndarray,
+                       scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove from each query's ranking the passage whose id is the query's own, as BEIR's and
+    MTEB's evaluators do with ``ignore_identical_ids`` (ArguAna's and Quora's queries are also
+    passages of the corpus): the results below it move up one rank and the freed last slot is -1.
+    """
+    own = np.array([doc_row.get(q, -2) for q in query_ids], dtype=np.int64)  # [Q]; -2 matches nothing
+    keep = indices != own[:, None]  # [Q, k]
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept entries first, in rank order
+    indices = np.take_along_axis(np.where(keep, indices, -1), order, axis=1)
+    scores = np.take_along_axis(np.where(keep, scores, -np.inf).astype(scores.dtype), order, axis=1)
+    return indices, scores
+
+
 def write_trec_run(path: str | Path, query_ids: Sequence[str], doc_ids: Sequence[str], indices: np.ndarray,
                    scores: np.ndarray, tag: str) -> None:
     """Write ``qid Q0 docid rank score tag`` lines, atomically; entries with index −1 are skipped.

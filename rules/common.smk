@@ -11,6 +11,8 @@ from harness.grid import ZERO_SHOT, Grid, check
 
 
 validate(config, schema="../config/config.schema.yaml", set_default=True)
+if config.get("references"):  # a file of the workflow, like the schema: relative to the Snakefile's folder
+    config["references"] = os.path.join(workflow.basedir, config["references"])
 check(config)
 GRID = Grid(config)
 R = GRID.results

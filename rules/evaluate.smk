@@ -49,6 +49,7 @@ rule evaluate:
         embeddings=lambda w, input: os.path.dirname(input.shards[0]),
         split=lambda w: GRID.eval_sets[w.eval]["split"],
         family=lambda w: GRID.family_of(w.eval),
+        identical=lambda w: "--ignore-identical-ids" if GRID.ignore_identical_ids(w.eval) else "--no-ignore-identical-ids",
         metrics=lambda w: " ".join(GRID.datasets[GRID.dataset_of(w.eval)]["metrics"]),
         index=config["encode"]["index"],
         info=run_info,
@@ -66,7 +67,7 @@ rule evaluate:
     shell:
         "harness evaluate --model {params.model} --settings {params.settings} --dataset {params.folder}"
         " --corpus {params.corpus} --embeddings {params.embeddings} --split {params.split}"
-        " --family {params.family} --metrics {params.metrics} --index {params.index}"
+        " --family {params.family} {params.identical} --metrics {params.metrics} --index {params.index}"
         " --run-info {params.info} --threads {threads} --out {params.out} %s > {log} 2>&1" % BF16
 
 

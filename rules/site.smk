@@ -5,12 +5,14 @@ rule site:
     input:
         GRID.all_compares(),
         GRID.all_mteb(),
+        references=config.get("references") or [],
     output:
         f"{SITE}/index.html",
     params:
         results=lambda w, input: input[0].split("/compare/")[0],
         site=lambda w, output: os.path.dirname(output[0]),
+        references=lambda w, input: f"--references {shlex.quote(input.references)}" if input.references else "",
     log:
         f"{R}/logs/site.log",
     shell:
-        "harness site --results {params.results} --out {params.site} > {log} 2>&1"
+        "harness site --results {params.results} {params.references} --out {params.site} > {log} 2>&1"

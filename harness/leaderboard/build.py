@@ -38,7 +38,8 @@ import markupsafe
 from harness.leaderboard import plots
 from harness.leaderboard.collect import CompareFile, Results, Run, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
-                                        metric_names)
+                                        metric_names, reference_checks)
+from harness.references import read_references
 
 HERE = Path(__file__).parent
 STATIC = ["style.css", "site.js", "favicon.svg"]
@@ -258,9 +259,10 @@ def _csv_text(all_boards: list[Board]) -> str:
     return buffer.getvalue()
 
 
-def _render_into(results: Path, site: Path, title: str) -> Path:
+def _render_into(results: Path, site: Path, title: str, references: Path | None) -> Path:
     data: Results = read_results(results)
-    all_boards = boards(data)
+    checks = reference_checks(data, read_references(references) if references else None)
+    all_boards = boards(data, checks)
     registry, registry_error = load_registry()
     env, tex = _environment(), _environment(latex=True)
     run_compares: dict[str, list[CompareFile]] = {}
@@ -281,30 +283,32 @@ def _render_into(results: Path, site: Path, title: str) -> Path:
         shutil.copyfile(HERE / "static" / name, site / "static" / name)
     page("index.html", "index.html.j2", boards=all_boards, metrics=metric_names(data.compares),
          registry=registry)
-    for cf in data.compares:
-        page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
-             registry=registry)
+    for board in all_boards:
+        for cf in board.compares:
+            page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
+                 registry=registry, checks=[c for c in board.checks if c.reference.eval_set == cf.eval])
     for run in data.runs.values():
         links = _write_run_files(run, results, site)
         page(f"{run_stem(run.path)}.html", "run.html.j2", run=run, links=links, charts=_run_plots(run),
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
     page("losses.html", "losses.html.j2", losses=_loss_entries(registry), registry_error=registry_error)
-    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title))
+    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks))
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
     (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
                                           encoding="utf-8")
     return site / "index.html"
 
 
-def build_site(results: Path, out: Path, *, title: str = "lossboard") -> Path:
-    """Build the site for ``results`` into ``out`` (replaced whole) and return ``out/index.html``."""
+def build_site(results: Path, out: Path, *, title: str = "lossboard", references: Path | None = None) -> Path:
+    """Build the site for ``results`` into ``out`` (replaced whole) and return ``out/index.html``;
+    rows with published ``references`` (a references file) are marked OK or FAIL."""
     results, out = Path(results), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     old = tmp.with_suffix(".old")
     try:
-        _render_into(results, tmp, title)
+        _render_into(results, tmp, title, references)
         os.chmod(tmp, 0o755)
         if out.exists():
             os.replace(out, old)

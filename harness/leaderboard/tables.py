@@ -26,6 +26,7 @@ from statistics import fmean
 from typing import Any
 
 from harness.leaderboard.collect import CompareFile, Comparison, Results, Row, Stat
+from harness.references import ZERO_SHOT, Check, References
 
 MAIN = "main"
 MARKS = {"better": "▲", "worse": "▼"}
@@ -41,6 +42,7 @@ class Cell:
     stat: Stat
     best: bool
     comparison: Comparison | None
+    reference: Check | None = None
 
     @property
     def mark(self) -> str:
@@ -107,6 +109,7 @@ class Board:
     train: str
     compares: list[CompareFile]
     views: list[View]
+    checks: list[Check]
 
     @property
     def baseline(self) -> str:
@@ -171,7 +174,30 @@ def _with_best(values: list[float | None]) -> list[Average]:
     return [Average(v, v is not None and v == top) for v in values]
 
 
-def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Results) -> View:
+CheckKey = tuple[str, str, str, str, str]
+
+
+def cell_key(cf: CompareFile, row: Row, metric: str) -> CheckKey:
+    """(model, train, loss, eval set, metric) of a cell, as a reference names it (the zero-shot row is
+    the same run on every board of a model)."""
+    if row.kind == ZERO_SHOT:
+        return cf.model, ZERO_SHOT, ZERO_SHOT, cf.eval, metric
+    return cf.model, cf.train, row.label, cf.eval, metric
+
+
+def reference_checks(results: Results, refs: References | None) -> list[Check]:
+    """Every published reference held against the leaderboard's value of its cell (None: not run)."""
+    if refs is None:
+        return []
+    values = {cell_key(cf, row, m): stat.mean for cf in results.compares for row in cf.rows
+              for m, stat in row.metrics.items()}
+    firsts = {ref.key: i for i, ref in reversed(list(enumerate(refs.entries)))}
+    return [Check(ref, values.get(ref.key), refs.tolerance, primary=firsts[ref.key] == i)
+            for i, ref in enumerate(refs.entries)]
+
+
+def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Results,
+          checks: dict[CheckKey, Check]) -> View:
     labels = row_labels([cf for cf, _ in columns])
     best = [best_labels(cf, metric) for cf, metric in columns]
     groups = _unique(cf.group for cf, _ in columns if cf.group is not None)
@@ -193,7 +219,8 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
             stat = row.metrics.get(metric) if row is not None else None
             cells.append(None if stat is None else Cell(
                 compare=cf, metric=metric, stat=stat, best=rep.label in top,
-                comparison=cf.comparisons.get(metric, {}).get(rep.label)))
+                comparison=cf.comparisons.get(metric, {}).get(rep.label),
+                reference=checks.get(cell_key(cf, row, metric))))
         all_cells.append(cells)
     averages = _with_best([_mean_of_parts(cells, list(overall.values())) for cells in all_cells])
     by_group = {g: _with_best([_mean_of_parts(cells, list(averaged[g].values())) for cells in all_cells])
@@ -213,12 +240,15 @@ def metric_names(compares: Iterable[CompareFile]) -> list[str]:
     return _unique(m for cf in compares for m in cf.all_metrics)
 
 
-def boards(results: Results) -> list[Board]:
+def boards(results: Results, checks: list[Check] | None = None) -> list[Board]:
     """Group comparison files by (model, train set) and build the main view and one view per metric.
 
     Columns follow the comparison files' order, each group's eval sets together (:func:`group_columns`).
-    A metric view whose columns equal the main view's is merged into it rather than repeated.
+    A metric view whose columns equal the main view's is merged into it rather than repeated. A cell
+    with published references carries the first one's check (:func:`reference_checks`); a board
+    lists every check of its cells.
     """
+    first = {c.reference.key: c for c in checks or [] if c.primary}
     groups: dict[tuple[str, str], list[CompareFile]] = {}
     for cf in results.compares:
         groups.setdefault((cf.model, cf.train), []).append(cf)
@@ -233,9 +263,11 @@ def boards(results: Results) -> list[Board]:
                 switch.append(metric)
             else:
                 others.append(metric)
-        views = [_view(switch, main_columns, results)]
-        views += [_view([m], [(cf, m) for cf in compares], results) for m in others]
-        out.append(Board(model=model, train=train, compares=compares, views=views))
+        views = [_view(switch, main_columns, results, first)]
+        views += [_view([m], [(cf, m) for cf in compares], results, first) for m in others]
+        keys = {cell_key(cf, row, m) for cf in compares for row in cf.rows for m in row.metrics}
+        out.append(Board(model=model, train=train, compares=compares, views=views,
+                         checks=[c for c in checks or [] if c.reference.key in keys]))
     return out
 
 
@@ -251,8 +283,9 @@ def _comparison_dict(c: Comparison | None) -> dict[str, Any] | None:
             "p_corrected": c.p_corrected, "significant": c.significant, "direction": c.direction}
 
 
-def leaderboard_dict(results: Results, all_boards: list[Board], title: str) -> dict[str, Any]:
-    """Every number on the site as JSON: boards (with averages), comparisons and full run records."""
+def leaderboard_dict(results: Results, all_boards: list[Board], title: str, checks: list[Check]) -> dict[str, Any]:
+    """Every number on the site as JSON: boards (with averages), comparisons, full run records and
+    every published reference with its verdict."""
     out_boards = []
     for board in all_boards:
         datasets = []
@@ -285,7 +318,8 @@ def leaderboard_dict(results: Results, all_boards: list[Board], title: str) -> d
                                          for view in board.views for m in view.metrics} for s in subs}
                                  for g, subs in subgroups.items()}})
     runs = [{"path": run.path, **run.record, "train_log": run.train_log} for run in results.runs.values()]
-    return {"schema": 1, "title": title, "boards": out_boards, "runs": runs}
+    return {"schema": 1, "title": title, "boards": out_boards, "runs": runs,
+            "references": [c.to_dict() for c in checks]}
 
 
 CSV_FIELDS = ["model", "train", "eval", "split", "loss", "kind", "metric", "n_seeds", "seeds", "per_seed",

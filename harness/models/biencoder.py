@@ -31,15 +31,21 @@ SETTINGS_FILE = "lossboard.json"
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """How text becomes a vector. Stored with every checkpoint."""
+    """How text becomes a vector. Stored with every checkpoint.
+
+    A max length left ``None`` is the model's own (:func:`model_max_length`), for queries and
+    passages alike, as in sentence-transformers and MTEB; ``do_lower_case`` lowercases the text
+    before tokenising (sentence-transformers' ``sentence_bert_config.json`` flag).
+    """
 
     pooling: Literal["mean", "cls"] = "mean"
     normalize: bool = True
     similarity: Literal["cosine", "dot"] = "cosine"
     query_prefix: str = ""
     passage_prefix: str = ""
-    max_query_length: int = 32
-    max_passage_length: int = 128
+    max_query_length: int | None = None
+    max_passage_length: int | None = None
+    do_lower_case: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "model settings") -> EncoderSettings:
@@ -60,6 +66,22 @@ class EncoderSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def with_max_length(self, length: int) -> EncoderSettings:
+        """These settings with every max length left unset given ``length``."""
+        return dataclasses.replace(self, max_query_length=self.max_query_length or length,
+                                   max_passage_length=self.max_passage_length or length)
+
+
+def model_max_length(tokenizer: PreTrainedTokenizerBase, transformer: PreTrainedModel) -> int:
+    """A bare transformers model's max length: the tokenizer's ``model_max_length``, capped by the
+    position embeddings (sentence-transformers' rule) and at 512 (tokenizers without a limit
+    report a huge sentinel)."""
+    limits = [int(tokenizer.model_max_length), 512]
+    positions = getattr(transformer.config, "max_position_embeddings", None)
+    if positions:
+        limits.append(int(positions))
+    return min(limits)
+
 
 class BiEncoder(torch.nn.Module):
     """A shared transformer encoder with pooling: e(x) = pool(T(x)), normalised when cosine."""
@@ -69,7 +91,7 @@ class BiEncoder(torch.nn.Module):
         super().__init__()
         self.transformer = transformer
         self.tokenizer = tokenizer
-        self.settings = settings
+        self.settings = settings.with_max_length(model_max_length(tokenizer, transformer))
 
     @property
     def device(self) -> torch.device:
@@ -84,7 +106,10 @@ class BiEncoder(torch.nn.Module):
         s = self.settings
         prefix = s.query_prefix if kind == "query" else s.passage_prefix
         max_length = s.max_query_length if kind == "query" else s.max_passage_length
-        batch = self.tokenizer([prefix + t for t in texts], padding=True, truncation=True,
+        texts = [prefix + t for t in texts]
+        if s.do_lower_case:
+            texts = [t.lower() for t in texts]
+        batch = self.tokenizer(texts, padding=True, truncation=True,
                                max_length=max_length, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items()}
 
@@ -148,7 +173,7 @@ class BiEncoder(torch.nn.Module):
             "pooling_mode_mean_sqrt_len_tokens": False,
         })
         write_json(path / "sentence_bert_config.json",
-                   {"max_seq_length": s.max_passage_length, "do_lower_case": False})
+                   {"max_seq_length": s.max_passage_length, "do_lower_case": s.do_lower_case})
         write_json(path / "config_sentence_transformers.json", {
             "prompts": {"query": s.query_prefix, "document": s.passage_prefix},
             "default_prompt_name": None,
@@ -157,33 +182,91 @@ class BiEncoder(torch.nn.Module):
         write_json(path / SETTINGS_FILE, {"settings": s.to_dict(), **(extra or {})})
 
 
-def settings_from_folder(path: Path) -> dict[str, Any]:
-    """Read encoder settings stored with a model folder.
+ST_MODULES = {"Transformer", "Pooling", "Normalize"}
+POOLING_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean"}
 
-    ``lossboard.json`` is authoritative; a plain sentence-transformers folder gives its pooling,
-    normalisation, max length and prompts; a bare transformers folder gives nothing.
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path=path) from None
+
+
+def _st_settings(path: Path) -> dict[str, Any]:
+    """The encoder settings a sentence-transformers folder declares, its files checked against each other.
+
+    ``modules.json`` must be Transformer -> Pooling (mean or CLS) [-> Normalize]: any other module
+    (Dense, a max or last-token pooling) would be encoded differently from what its authors
+    configured, so it is refused rather than silently dropped.
     """
-    own = path / SETTINGS_FILE
-    if own.exists():
-        return dict(json.loads(own.read_text(encoding="utf-8"))["settings"])
     found: dict[str, Any] = {}
     modules_file = path / "modules.json"
-    if modules_file.exists():
-        types = [m["type"] for m in json.loads(modules_file.read_text(encoding="utf-8"))]
-        found["normalize"] = any(t.endswith("Normalize") for t in types)
+    modules = _read(modules_file) if modules_file.exists() else []
+    kinds = {str(m.get("type", "")).rsplit(".", 1)[-1]: m for m in modules}
+    unsupported = sorted(set(kinds) - ST_MODULES)
+    if unsupported:
+        raise ConfigError(f"sentence-transformers module(s) {unsupported} are not supported (a bi-encoder here is "
+                          f"Transformer -> Pooling -> optional Normalize)", path=modules_file)
+    if modules:
+        found["normalize"] = "Normalize" in kinds
         found["similarity"] = "cosine" if found["normalize"] else "dot"
-    pooling_file = path / "1_Pooling" / "config.json"
+    pooling_dir = Path(kinds["Pooling"].get("path", "1_Pooling")) if "Pooling" in kinds else Path("1_Pooling")
+    pooling_file = path / pooling_dir / "config.json"
+    if modules and ("Pooling" in kinds) != pooling_file.exists():
+        raise ConfigError(f"the settings files disagree: modules.json {'lists' if 'Pooling' in kinds else 'has no'} "
+                          f"a Pooling module but {pooling_dir / 'config.json'} "
+                          f"{'is missing' if 'Pooling' in kinds else 'exists'}", path=modules_file)
     if pooling_file.exists():
-        pooling = json.loads(pooling_file.read_text(encoding="utf-8"))
-        found["pooling"] = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
-    st_config = path / "config_sentence_transformers.json"
-    if st_config.exists():
-        prompts = json.loads(st_config.read_text(encoding="utf-8")).get("prompts") or {}
+        pooling = _read(pooling_file)
+        modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True)
+        if len(modes) != 1 or modes[0] not in POOLING_MODES:
+            raise ConfigError(f"pooling modes {modes}: exactly one of {sorted(POOLING_MODES)} is supported",
+                              path=pooling_file)
+        found["pooling"] = POOLING_MODES[modes[0]]
+        config_file = path / "config.json"
+        dim = pooling.get("word_embedding_dimension")
+        hidden = _read(config_file).get("hidden_size") if config_file.exists() else None
+        if dim is not None and hidden is not None and dim != hidden:
+            raise ConfigError(f"the settings files disagree: word_embedding_dimension {dim} but the model's "
+                              f"hidden_size is {hidden} (config.json)", path=pooling_file)
+    st_file = path / "sentence_bert_config.json"
+    if st_file.exists():
+        st = _read(st_file)
+        if st.get("max_seq_length"):
+            found["max_query_length"] = found["max_passage_length"] = int(st["max_seq_length"])
+        found["do_lower_case"] = bool(st.get("do_lower_case", False))
+    prompts_file = path / "config_sentence_transformers.json"
+    if prompts_file.exists():
+        prompts = _read(prompts_file).get("prompts") or {}
         if "query" in prompts:
             found["query_prefix"] = prompts["query"]
         if "document" in prompts or "passage" in prompts:
             found["passage_prefix"] = prompts.get("document", prompts.get("passage", ""))
     return found
+
+
+def settings_from_folder(path: Path) -> dict[str, Any]:
+    """The encoder settings stored with a model folder, as its authors configured it.
+
+    A sentence-transformers folder gives pooling, normalisation, ``max_seq_length`` (for queries
+    and passages alike), ``do_lower_case`` and prompts; a harness checkpoint's ``lossboard.json``
+    adds what sentence-transformers cannot hold (a query max length of its own) and must agree
+    with the sentence-transformers files on the rest; a bare transformers folder gives nothing
+    (its max length is then :func:`model_max_length`).
+    """
+    found = _st_settings(path)
+    own = path / SETTINGS_FILE
+    if not own.exists():
+        return found
+    stored = dict(_read(own)["settings"])
+    both = {"pooling", "normalize", "similarity", "max_passage_length", "do_lower_case"} & set(found) & set(stored)
+    disagree = sorted(k for k in both if found[k] != stored[k])
+    if disagree:
+        raise ConfigError("the settings files disagree: " + ", ".join(
+            f"{k} is {stored[k]!r} in {SETTINGS_FILE} but {found[k]!r} in the sentence-transformers files"
+            for k in disagree), path=own)
+    return stored
 
 
 def load_pretrained(path_or_id: str, settings: EncoderSettings) -> BiEncoder:

@@ -7,9 +7,11 @@
 - a local folder (a harness checkpoint, a sentence-transformers or a transformers folder);
 - anything else is a Hugging Face model id (needs a network the first time).
 
-Settings come from, in increasing priority: the dataclass defaults, what the folder stores,
-the ``overrides`` given (from the config). A harness checkpoint's ``lossboard.json`` is read back,
-so encoding uses the settings the model was trained with.
+Settings come from, in increasing priority: the dataclass defaults, what the folder (or the hub
+repository's sentence-transformers files) stores, the ``overrides`` given (from the config). So a
+model is encoded as its authors configured it (all-MiniLM-L6-v2: 256 tokens for queries and
+passages) unless the config says otherwise, and a harness checkpoint's ``lossboard.json`` is read
+back, so encoding uses the settings the model was trained with.
 """
 
 from __future__ import annotations
@@ -43,12 +45,30 @@ def build_tiny(settings: EncoderSettings, seed: int = 0) -> BiEncoder:
     return BiEncoder(transformer, tokenizer, settings)
 
 
+def hub_settings(model_id: str) -> dict[str, Any]:
+    """The settings a Hugging Face repository's sentence-transformers files declare (its JSON files
+    only are fetched, or read from the local cache when offline)."""
+    from huggingface_hub import snapshot_download
+
+    return settings_from_folder(Path(snapshot_download(model_id, allow_patterns=["*.json"])))
+
+
+def stored_settings(name_or_path: str) -> dict[str, Any]:
+    """What a model name, folder or hub id declares about its encoding (see the module docstring)."""
+    if name_or_path == "tiny":
+        return {}
+    source = _source(name_or_path)
+    return settings_from_folder(Path(source)) if Path(source).is_dir() else hub_settings(source)
+
+
 def load_model(name_or_path: str, overrides: dict[str, Any] | None = None) -> BiEncoder:
     """Resolve a model name or folder to a :class:`BiEncoder` (see the module docstring)."""
-    overrides = overrides or {}
+    settings = EncoderSettings.from_dict({**stored_settings(name_or_path), **(overrides or {})}, "model")
     if name_or_path == "tiny":
-        return build_tiny(EncoderSettings.from_dict(overrides, "model"))
-    folder = packaged_minilm_path() if name_or_path == "minilm" else Path(name_or_path)
-    stored = settings_from_folder(folder) if folder.is_dir() else {}
-    settings = EncoderSettings.from_dict({**stored, **overrides}, "model")
-    return load_pretrained(str(folder) if folder.is_dir() else name_or_path, settings)
+        return build_tiny(settings)
+    return load_pretrained(_source(name_or_path), settings)
+
+
+def _source(name_or_path: str) -> str:
+    """The folder or hub id a model name stands for (``minilm``: the packaged folder)."""
+    return str(packaged_minilm_path()) if name_or_path == "minilm" else name_or_path
