@@ -104,3 +104,14 @@ def test_the_site_marks_ok_and_fail_with_delta(tmp_path: Path) -> None:
     assert other in html and "(other source)" in html  # the disagreeing source, listed with its own verdict
     pages = [p.read_text(encoding="utf-8") for p in (tmp_path / "site" / "datasets").glob("*scifact*.html")]
     assert pages and all("Published references" in p and other in p and "<b>FAIL</b>" in p for p in pages)
+
+
+def test_the_zero_shot_rows_encoding_is_shown(tmp_path: Path) -> None:
+    results = _fixture_results(tmp_path)
+    index = build_site(results, tmp_path / "site")
+    html = index.read_text(encoding="utf-8")
+    assert html.count("Zero-shot row encoded with mean pooling, cosine,\nmax 256 / 256 tokens") == 2  # one per board
+    runs = [p.read_text(encoding="utf-8") for p in (tmp_path / "site").glob("runs/**/*.html")]
+    protocol = [r for r in runs if "Encoding protocol" in r]
+    assert protocol and len(protocol) == len(runs)
+    assert any("yes (BEIR&#39;s rule)" in r or "yes (BEIR's rule)" in r for r in protocol)

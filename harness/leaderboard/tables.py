@@ -72,6 +72,7 @@ class BoardRow:
     group_averages: dict[str, Average]
     subgroup_averages: dict[tuple[str, str], Average]
     teacher: dict[str, Any] | None
+    encoder: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,9 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
                    for k in subgroups}
     rows = [BoardRow(rep.label, rep.kind, rep.loss_name, cells, averages[n], {g: by_group[g][n] for g in groups},
                      {k: by_subgroup[k][n] for k in subgroups},
-                     next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None))
+                     next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None),
+                     next((e for r in rep.runs if (e := (results.runs[r].record.get("protocol") or {}).get("encoder"))),
+                          None))
             for n, (rep, cells) in enumerate(zip(labels, all_cells))]
     return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups},
                 subgroup_after={sub_members[k][-1]: k for k in subgroups})
