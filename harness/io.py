@@ -85,19 +85,24 @@ def read_json(path: str | Path) -> Any:
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 text file, line endings stripped.
 
-    Raises :class:`DataError` naming the file (and line) when it is missing or not valid UTF-8.
+    ``\\n``, ``\\r\\n`` and a lone ``\\r`` (old Mac files) each end a line, as in Python's universal
+    newlines. Raises :class:`DataError` naming the file (and line) when it is missing or not valid UTF-8.
     """
     path = Path(path)
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         raise DataError("file not found", path) from None
+    lineno = 0
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                yield lineno, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
+        for chunk in fh:
+            chunk = chunk.removesuffix(b"\n")
+            for raw in chunk.removesuffix(b"\r").split(b"\r"):
+                lineno += 1
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
