@@ -7,9 +7,10 @@ import shlex
 
 from snakemake.utils import validate
 
-from harness.grid import ZERO_SHOT, Grid, check
+from harness.grid import ZERO_SHOT, Grid, check, check_size
 
 
+check_size(config)
 validate(config, schema="../config/config.schema.yaml", set_default=True)
 check(config)
 GRID = Grid(config)
