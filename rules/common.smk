@@ -43,6 +43,11 @@ def arg(obj):
     return shlex.quote(json.dumps(obj))
 
 
+def flag(name, files):
+    """``name`` followed by its shell-quoted files, or nothing when there are none."""
+    return shlex.join([name, *files]) if files else ""
+
+
 def base_model(model):
     return config["models"][model]["path"]
 

@@ -13,4 +13,4 @@ rule site:
     log:
         f"{R}/logs/site.log",
     shell:
-        "harness site --results {params.results} --out {params.site} > {log} 2>&1"
+        "harness site --results {params.results:q} --out {params.site:q} > {log:q} 2>&1"
