@@ -82,6 +82,12 @@ def check_size(config: Any, path: str | Path | None = None) -> None:
             stack.extend(obj)
 
 
+def total_steps(groups: int, batch_size: int, epochs: int, max_steps: int) -> int:
+    """The optimizer steps of a training run: ``max_steps`` when set (passing over the groups as often as
+    it takes, as Hugging Face's Trainer does), else ``epochs`` passes of whole batches."""
+    return max_steps or groups // batch_size * epochs
+
+
 def loss_key(label: str, params: dict[str, Any]) -> str:
     """The row key of a loss entry: its label, plus its parameters when it has any.
 
