@@ -8,6 +8,7 @@ import shlex
 from snakemake.utils import validate
 
 from harness.grid import ZERO_SHOT, Grid, check, check_size
+from harness.io import claim_workdir, remove_stale_temps
 
 
 check_size(config)
@@ -16,6 +17,14 @@ check(config)
 GRID = Grid(config)
 R = GRID.results
 SITE = config["site"]
+
+# A run that finds no other live run (a killed one leaves Snakemake's locks and its jobs' temp
+# files) removes both, so the plain `snakemake` resumes; profiles/default reruns incomplete jobs.
+if workflow.is_main_process:
+    WORKDIR_LOCK = claim_workdir()
+    if WORKDIR_LOCK is not None:
+        for folder in (R, SITE):
+            remove_stale_temps(folder)
 
 RESOURCE_DEFAULTS = {
     "train": {"gpu": 0, "mem_mb": 6000, "runtime": 120, "threads": 1},
