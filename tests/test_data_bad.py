@@ -209,3 +209,17 @@ def test_ready_train_groups_must_name_known_queries_and_documents(tmp_path: Path
     with pytest.raises(DataError, match="no text") as err:
         prepare("beir-dir", tmp_path / "out", path=str(raw))
     assert err.value.field == "query_id"
+
+
+def test_real_qrels_read_the_same_in_trec_format_with_old_mac_endings(tmp_path: Path) -> None:
+    beir = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cranfield" / "qrels" / "test.tsv"
+    if not beir.exists():
+        pytest.skip("Cranfield is not in ../shared/data")
+    rows = [line.split("\t") for line in beir.read_text().splitlines()[1:]]
+    trec = tmp_path / "test.qrels"
+    trec.write_bytes("".join(f"{q} 0 {d} {g}\r" for q, d, g in rows).encode())
+    expected: dict[str, dict[str, int]] = {}
+    for q, d, g in rows:
+        expected.setdefault(q, {})[d] = int(g)
+    assert read_qrels(trec).qrels == read_qrels(beir).qrels == expected
+    assert sum(map(len, expected.values())) == len(rows) > 1000
