@@ -10,7 +10,7 @@ import ir_datasets
 import pytest
 
 from harness.data import dpr
-from harness.data.format import read_qrels
+from harness.data.format import read_qrels, write_corpus
 from harness.data.prepare import prepare
 from harness.errors import DataError
 
@@ -175,6 +175,12 @@ def test_dpr_contexts_corpus_rejects_two_versions_of_a_passage(tmp_path: Path, c
     assert (Path(err.value.path), err.value.line, err.value.field) == (raw / f"{name}.json", None, field)
     assert str(raw / f"{name}.json") in str(err.value) and field in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_a_written_id_with_whitespace_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"corpus\.jsonl, line 2, field '_id': id 'd 2' contains whitespace"):
+        write_corpus(tmp_path / "corpus.jsonl", [("d1", "", "one"), ("d 2", "", "two")])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_irds_empty_query_text(tmp_path: Path) -> None:

@@ -274,13 +274,19 @@ def read_train_groups(path: str | Path) -> list[TrainGroup]:
 
 
 def write_corpus(path: str | Path, docs: Iterable[tuple[str, str, str]]) -> None:
-    """Write ``(doc_id, title, text)`` triples as ``corpus.jsonl``."""
-    write_jsonl(path, ({"_id": d, "title": t, "text": x} for d, t, x in docs))
+    """Write ``(doc_id, title, text)`` triples as ``corpus.jsonl``; an id with whitespace is an error."""
+    write_jsonl(path, ({"_id": _checked_id(d, path, i), "title": t, "text": x} for i, (d, t, x) in enumerate(docs, 1)))
 
 
 def write_queries(path: str | Path, queries: Iterable[tuple[str, str, list[str] | None]]) -> None:
-    """Write ``(query_id, text, answers or None)`` as ``queries.jsonl``."""
-    write_jsonl(path, ({"_id": q, "text": t, **({"answers": a} if a is not None else {})} for q, t, a in queries))
+    """Write ``(query_id, text, answers or None)`` as ``queries.jsonl``; an id with whitespace is an error."""
+    write_jsonl(path, ({"_id": _checked_id(q, path, i), "text": t, **({"answers": a} if a is not None else {})}
+                       for i, (q, t, a) in enumerate(queries, 1)))
+
+
+def _checked_id(value: str, path: str | Path, lineno: int) -> str:
+    check_id(value, Path(path), lineno, "_id")
+    return value
 
 
 def write_qrels(path: str | Path, qrels: Qrels) -> None:
