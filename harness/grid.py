@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
+from harness.io import read_json
 
 ZERO_SHOT = "zero-shot"
 MINERS = ("given", "bm25")
@@ -111,10 +112,9 @@ def loss_entries(config: dict[str, Any]) -> dict[str, LossEntry]:
 
 def check(config: dict[str, Any]) -> None:
     """Checks beyond the schema; raises :class:`ConfigError` naming the key's path."""
+    from harness.data.prepare import check_options
     from harness.losses import REGISTRY, get_loss
     from harness.metrics import metrics_for
-
-    from harness.data.prepare import check_options
 
     datasets = config["datasets"]
     for name, spec in datasets.items():
@@ -158,10 +158,10 @@ def check(config: dict[str, Any]) -> None:
             get_loss(name, **params)
         except ConfigError as exc:
             raise ConfigError(str(exc), key=f"losses.{label}") from None
-    for key in loss_entries(config):
+        key = loss_key(label, params)
         if "/" in key or "\\" in key:
             raise ConfigError(f"row key {key!r} would be a path of several folders; give the parameter another value",
-                              key=f"losses.{key.split('.')[0]}")
+                              key=f"losses.{label}")
     baseline = config.get("baseline")
     if baseline not in loss_entries(config):
         raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")
@@ -186,8 +186,7 @@ def _check_split(config: dict[str, Any], name: str, spec: dict[str, Any]) -> Non
     known = known_splits(source["source"], source["options"])
     folder = Path(str(config["results"])) / "data" / dataset
     if known is None and (folder / "meta.json").is_file():
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        known = splits(folder) + meta.get("source", {}).get("answer_match_splits", [])
+        known = splits(folder) + read_json(folder / "meta.json").get("source", {}).get("answer_match_splits", [])
     if known is not None and spec["split"] not in known:
         raise ConfigError(f"dataset {dataset!r} has no split {spec['split']!r}; it has: {', '.join(known)}",
                           key=f"eval_sets.{name}.split")

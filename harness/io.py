@@ -2,7 +2,8 @@
 
 Every file the harness writes goes through :func:`atomic_write` (or :func:`atomic_path`): the
 content is written to a temporary name in the same folder and renamed into place, so a job
-killed at any point leaves either the complete file or none.
+killed at any point leaves either the complete file or none. What such a job leaves behind, its
+temporary copy, is removed by the next run (:func:`remove_stale_temps`, under :func:`claim_workdir`).
 """
 
 from __future__ import annotations
