@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,7 +114,8 @@ def test_the_plain_command_resumes_after_snakemake_is_killed(tmp_path: Path) -> 
         time.sleep(0.2)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    os.killpg(killed.pid, signal.SIGKILL)  # the hung job Snakemake left behind
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(killed.pid, signal.SIGKILL)  # the hung job Snakemake left behind
     assert list((tmp_path / ".snakemake" / "locks").glob("*.lock"))
 
     resumed = snakemake()
