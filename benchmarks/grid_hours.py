@@ -5,8 +5,8 @@ defaults filled in, as ``rules/common.smk`` validates it), each priced as work /
 ``benchmarks/bench_rates.py`` measured on one device and the published sizes in
 ``benchmarks/dataset_sizes.yaml``:
 
-- train: per checkpoint, steps × batch_size examples (steps = train queries // batch_size × epochs,
-  or max_steps when smaller) / the model's training examples/s at the train set's shape (hard
+- train: per checkpoint, steps × batch_size examples (steps = max_steps when set, else train
+  queries // batch_size × epochs) / the model's training examples/s at the train set's shape (hard
   negatives, max positives, GradCache chunk);
 - encode: per (trained or zero-shot model, searched corpus), the corpus's passages / passages/s,
   split over the corpus's shards;
@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.errors import ConfigError, DataError, HarnessError  # noqa: E402
 from harness.evaluate import TOP_K  # noqa: E402
-from harness.grid import ZERO_SHOT, Grid, check, load_yaml  # noqa: E402
+from harness.grid import ZERO_SHOT, Grid, check, load_yaml, total_steps  # noqa: E402
 
 SCHEMA = ROOT / "config" / "config.schema.yaml"
 PAPER = ROOT / "config" / "paper.yaml"
@@ -189,9 +189,7 @@ class Estimate:
 
     def train_examples(self, train: str) -> int:
         spec = self.grid.train_sets[train]
-        steps = self.size(train, "train_queries") // spec["batch_size"] * spec["epochs"]
-        if spec["max_steps"]:
-            steps = min(steps, spec["max_steps"])
+        steps = total_steps(self.size(train, "train_queries"), spec["batch_size"], spec["epochs"], spec["max_steps"])
         return steps * spec["batch_size"]
 
     def teacher_pairs(self, train: str) -> int:

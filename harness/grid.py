@@ -23,6 +23,7 @@ miner (a model key) ranks with that model's zero-shot embeddings of the training
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
+from harness.io import read_json
 
 ZERO_SHOT = "zero-shot"
 MINERS = ("given", "bm25")
@@ -58,7 +60,33 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}", path=path) from None
     if not isinstance(data, dict):
         raise ConfigError("a config must be a mapping of keys", path=path)
+    check_size(data, path)
     return data
+
+
+MAX_VALUES = 100_000
+
+
+def check_size(config: Any, path: str | Path | None = None) -> None:
+    """Refuse a config that expands to more than :data:`MAX_VALUES` values (a YAML alias bomb: nine
+    levels of nine aliases load as shared objects in no time, then any walk over them never ends)."""
+    stack, seen = [config], 0
+    while stack:
+        obj = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(f"the config expands to more than {MAX_VALUES:,} values (YAML aliases nested in "
+                              "aliases?); write it out", path=path)
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, list):
+            stack.extend(obj)
+
+
+def total_steps(groups: int, batch_size: int, epochs: int, max_steps: int) -> int:
+    """The optimizer steps of a training run: ``max_steps`` when set (passing over the groups as often as
+    it takes, as Hugging Face's Trainer does), else ``epochs`` passes of whole batches."""
+    return max_steps or groups // batch_size * epochs
 
 
 def loss_key(label: str, params: dict[str, Any]) -> str:
@@ -84,12 +112,17 @@ def loss_entries(config: dict[str, Any]) -> dict[str, LossEntry]:
 
 def check(config: dict[str, Any]) -> None:
     """Checks beyond the schema; raises :class:`ConfigError` naming the key's path."""
+    from harness.data.prepare import check_options
     from harness.losses import REGISTRY, get_loss
     from harness.metrics import metrics_for
 
     datasets = config["datasets"]
     for name, spec in datasets.items():
         metrics_for(spec["family"], spec.get("metrics"))
+        try:
+            check_options(spec["source"], spec["options"])
+        except ConfigError as exc:
+            raise ConfigError(exc.message, key=f"datasets.{name}.options.{exc.key}") from None
     for name in MINERS:
         if name in config["models"]:
             raise ConfigError(f"{name!r} names a miner; call the model something else", key=f"models.{name}")
@@ -115,6 +148,7 @@ def check(config: dict[str, Any]) -> None:
         if "subgroup" in spec and "group" not in spec:
             raise ConfigError("a subgroup counts as one eval set in its group's average; give the eval set a group",
                               key=f"eval_sets.{name}.subgroup")
+        _check_split(config, name, spec)
     for label, params in (config.get("losses") or {}).items():
         params = dict(params or {})
         name = params.pop("loss", label)
@@ -124,9 +158,14 @@ def check(config: dict[str, Any]) -> None:
             get_loss(name, **params)
         except ConfigError as exc:
             raise ConfigError(str(exc), key=f"losses.{label}") from None
+        key = loss_key(label, params)
+        if "/" in key or "\\" in key:
+            raise ConfigError(f"row key {key!r} would be a path of several folders; give the parameter another value",
+                              key=f"losses.{label}")
     baseline = config.get("baseline")
     if baseline not in loss_entries(config):
         raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")
+    Grid(config).check_inside()
     for i, name in enumerate((config.get("mteb") or {}).get("eval_sets", [])):
         if name not in config["eval_sets"]:
             raise ConfigError(f"names eval set {name!r}, which is not under 'eval_sets'", key=f"mteb.eval_sets[{i}]")
@@ -148,6 +187,23 @@ def _check_references(config: dict[str, Any]) -> None:
     metrics = {e: metrics_for(grid.family_of(e), config["datasets"][grid.dataset_of(e)].get("metrics"))
                for e in config["eval_sets"]}
     check_references(refs, list(config["models"]), list(config["train_sets"]), list(grid.losses), metrics)
+
+
+def _check_split(config: dict[str, Any], name: str, spec: dict[str, Any]) -> None:
+    """Refuse an eval set whose split its dataset does not have, where that is known before any job:
+    from the source (a generated collection, a local BEIR folder) or from the prepared folder."""
+    from harness.data.format import splits
+    from harness.data.prepare import known_splits
+
+    dataset = spec.get("dataset", name)
+    source = config["datasets"][dataset]
+    known = known_splits(source["source"], source["options"])
+    folder = Path(str(config["results"])) / "data" / dataset
+    if known is None and (folder / "meta.json").is_file():
+        known = splits(folder) + read_json(folder / "meta.json").get("source", {}).get("answer_match_splits", [])
+    if known is not None and spec["split"] not in known:
+        raise ConfigError(f"dataset {dataset!r} has no split {spec['split']!r}; it has: {', '.join(known)}",
+                          key=f"eval_sets.{name}.split")
 
 
 class Grid:
@@ -211,6 +267,13 @@ class Grid:
         }
 
     # -- paths ----------------------------------------------------------------------------------
+    def check_inside(self) -> None:
+        """Refuse a grid with an output path outside the results folder."""
+        root = os.path.normpath(self.results)
+        for path in [*self.all_runs(), *self.all_compares(), *self.all_mteb()]:
+            if os.path.commonpath([root, os.path.normpath(path)]) != root:
+                raise ConfigError(f"output path {path!r} leaves the results folder {self.results!r}")
+
     def data(self, dataset: str) -> str:
         return f"{self.results}/data/{dataset}"
 

@@ -2,19 +2,24 @@
 
 Every file the harness writes goes through :func:`atomic_write` (or :func:`atomic_path`): the
 content is written to a temporary name in the same folder and renamed into place, so a job
-killed at any point leaves either the complete file or none.
+killed at any point leaves either the complete file or none. What such a job leaves behind, its
+temporary copy, is removed by the next run (:func:`remove_stale_temps`, under :func:`claim_workdir`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.errors import DataError
 
@@ -34,6 +39,45 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+TEMP_NAME = re.compile(r"\..+\.(tmp|old)")
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Remove what killed jobs left of ``target``'s temporary copies: entries named ``.<name>.tmp``,
+    ``.<name>.<random>.tmp`` or ``.<name>.<random>.old`` beside ``target`` and, for a folder, anywhere
+    inside it. Call it only while no job can be writing (see :func:`claim_workdir`); returns what went."""
+    target = Path(target)
+    found = [p for p in target.parent.glob(f".{glob.escape(target.name)}.*") if TEMP_NAME.fullmatch(p.name)]
+    if target.is_dir():
+        found += [Path(root) / name for root, dirs, files in os.walk(target) for name in [*dirs, *files]
+                  if TEMP_NAME.fullmatch(name)]
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
+
+
+def claim_workdir(workdir: str | Path = ".") -> IO[str] | None:
+    """Take ``.snakemake/lossboard.lock`` for the life of this process, or return None when another
+    live process holds it. The kernel drops the lock when its holder dies, even by SIGKILL, so while
+    this process holds it any lock Snakemake left in ``.snakemake/locks`` is a dead run's: it is
+    removed, as ``snakemake --unlock`` would. Keep the returned file open for as long as the run lasts.
+    """
+    folder = Path(workdir) / ".snakemake"
+    folder.mkdir(exist_ok=True)
+    fh = open(folder / "lossboard.lock", "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    for lock in (folder / "locks").glob("*.lock"):
+        lock.unlink(missing_ok=True)
+    return fh
 
 
 def atomic_write(path: str | Path, text: str) -> None:
@@ -85,19 +129,24 @@ def read_json(path: str | Path) -> Any:
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 text file, line endings stripped.
 
-    Raises :class:`DataError` naming the file (and line) when it is missing or not valid UTF-8.
+    ``\\n``, ``\\r\\n`` and a lone ``\\r`` (old Mac files) each end a line, as in Python's universal
+    newlines. Raises :class:`DataError` naming the file (and line) when it is missing or not valid UTF-8.
     """
     path = Path(path)
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         raise DataError("file not found", path) from None
+    lineno = 0
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                yield lineno, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
+        for chunk in fh:
+            chunk = chunk.removesuffix(b"\n")
+            for raw in chunk.removesuffix(b"\r").split(b"\r"):
+                lineno += 1
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path, lineno) from None
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -44,6 +44,7 @@ from harness import provenance
 from harness.data.format import TrainGroup, passage_text, read_corpus, read_queries, read_train_groups
 from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
+from harness.grid import total_steps
 from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
 from harness.losses import REGISTRY, get_loss
 from harness.models import BiEncoder, load_model
@@ -254,13 +255,17 @@ class Trainer:
         groups = self._checked(groups, groups_file)
         groups, self.leakage = guard(groups, self.queries, [Path(d) for d in args.leakage_eval], args.allow_leakage,
                                      groups_file)
+        short = [len(g.negatives) for g in groups if len(g.negatives) < args.hard_negatives]
+        if short:
+            raise ConfigError(f"{args.hard_negatives} hard negatives per query asked, but {len(short)} of {len(groups)} "
+                              f"training groups have fewer (as few as {min(short)}); lower hard_negatives or mine "
+                              "more (miner: bm25, mined_negatives)", key="hard_negatives", path=groups_file)
         self.batches = BatchBuilder(groups, args, teacher)
         self.model = load_model(args.model, args.model_settings)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.model.train()
-        epoch_steps = self.batches.steps_per_epoch * args.epochs
-        self.total_steps = min(args.max_steps, epoch_steps) if args.max_steps else epoch_steps
+        self.total_steps = total_steps(len(groups), args.batch_size, args.epochs, args.max_steps)
         decay = [p for n, p in self.model.named_parameters() if not any(s in n for s in ("bias", "LayerNorm"))]
         no_decay = [p for n, p in self.model.named_parameters() if any(s in n for s in ("bias", "LayerNorm"))]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},

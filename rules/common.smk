@@ -7,9 +7,11 @@ import shlex
 
 from snakemake.utils import validate
 
-from harness.grid import ZERO_SHOT, Grid, check
+from harness.grid import ZERO_SHOT, Grid, check, check_size
+from harness.io import claim_workdir, remove_stale_temps
 
 
+check_size(config)
 validate(config, schema="../config/config.schema.yaml", set_default=True)
 if config.get("references"):  # a file of the workflow, like the schema: relative to the Snakefile's folder
     config["references"] = os.path.join(workflow.basedir, config["references"])
@@ -17,6 +19,14 @@ check(config)
 GRID = Grid(config)
 R = GRID.results
 SITE = config["site"]
+
+# A run that finds no other live run (a killed one leaves Snakemake's locks and its jobs' temp
+# files) removes both, so the plain `snakemake` resumes; profiles/default reruns incomplete jobs.
+if workflow.is_main_process:
+    WORKDIR_LOCK = claim_workdir()
+    if WORKDIR_LOCK is not None:
+        for folder in (R, SITE):
+            remove_stale_temps(folder)
 
 RESOURCE_DEFAULTS = {
     "train": {"gpu": 0, "mem_mb": 6000, "runtime": 120, "threads": 1},
@@ -42,6 +52,11 @@ def res(stage, key):
 def arg(obj):
     """A JSON value as one shell-quoted argument."""
     return shlex.quote(json.dumps(obj))
+
+
+def flag(name, files):
+    """``name`` followed by its shell-quoted files, or nothing when there are none."""
+    return shlex.join([name, *files]) if files else ""
 
 
 def base_model(model):

@@ -14,5 +14,5 @@ rule compare:
     log:
         f"{R}/logs/compare/{{model}}/{{train}}/{{eval}}.log",
     shell:
-        "harness compare --rows {params.rows} --baseline {params.baseline} --results {params.results}"
-        " --options {params.options} --out {output} > {log} 2>&1"
+        "harness compare --rows {params.rows} --baseline {params.baseline:q} --results {params.results:q}"
+        " --options {params.options} --out {output:q} > {log:q} 2>&1"

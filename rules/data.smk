@@ -13,7 +13,7 @@ rule prepare:
     benchmark:
         f"{R}/benchmarks/prepare/{{dataset}}.tsv"
     shell:
-        "harness prepare --source {params.source} --options {params.options} --out {params.folder} > {log} 2>&1"
+        "harness prepare --source {params.source:q} --options {params.options} --out {params.folder:q} > {log:q} 2>&1"
 
 
 rule teacher:
@@ -35,7 +35,7 @@ rule teacher:
             else {}
         ),
         folder=lambda w: GRID.data(w.dataset),
-        groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
+        groups=lambda w, input: flag("--groups", input.groups),
     threads: res("teacher", "threads")
     resources:
         mem_mb=res("teacher", "mem_mb"),
@@ -47,8 +47,8 @@ rule teacher:
     benchmark:
         f"{R}/benchmarks/teacher/{{dataset}}/{{teacher}}.tsv"
     shell:
-        "harness teacher --kind {params.kind} --model {params.model} --settings {params.settings}"
-        " --dataset {params.folder} {params.groups} --threads {threads} --out {output.scores} > {log} 2>&1"
+        "harness teacher --kind {params.kind:q} --model {params.model:q} --settings {params.settings}"
+        " --dataset {params.folder:q} {params.groups} --threads {threads} --out {output.scores:q} > {log:q} 2>&1"
 
 
 rule mine:
@@ -63,7 +63,7 @@ rule mine:
         seed=13,
         dense=lambda w, input: (
             f"--model {shlex.quote(base_model(w.miner))} --settings {arg(model_settings(w.miner))}"
-            f" --embeddings {os.path.dirname(input.shards[0])} --batch-size {config['encode']['batch_size']} {BF16}"
+            f" --embeddings {shlex.quote(os.path.dirname(input.shards[0]))} --batch-size {config['encode']['batch_size']} {BF16}"
             if input.shards
             else ""
         ),
@@ -78,5 +78,5 @@ rule mine:
     benchmark:
         f"{R}/benchmarks/mine/{{dataset}}/{{miner}}.tsv"
     shell:
-        "harness mine --dataset {params.folder} {params.dense} --negatives {params.negatives}"
-        " --seed {params.seed} --threads {threads} --out {output.groups} > {log} 2>&1"
+        "harness mine --dataset {params.folder:q} {params.dense} --negatives {params.negatives}"
+        " --seed {params.seed} --threads {threads} --out {output.groups:q} > {log:q} 2>&1"

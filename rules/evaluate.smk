@@ -27,9 +27,9 @@ rule encode:
     benchmark:
         f"{R}/benchmarks/encode/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{{shards}}.tsv"
     shell:
-        "harness encode --model {params.model} --settings {params.settings} --dataset {params.folder}"
+        "harness encode --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
         " --shard {params.shard} --num-shards {params.shards} --batch-size {params.batch_size}"
-        " --dtype {params.dtype} --threads {threads} --out {params.out} %s > {log} 2>&1" % BF16
+        " --dtype {params.dtype:q} --threads {threads} --out {params.out:q} %s > {log:q} 2>&1" % BF16
 
 
 rule evaluate:
@@ -50,7 +50,7 @@ rule evaluate:
         split=lambda w: GRID.eval_sets[w.eval]["split"],
         family=lambda w: GRID.family_of(w.eval),
         identical=lambda w: "--ignore-identical-ids" if GRID.ignore_identical_ids(w.eval) else "--no-ignore-identical-ids",
-        metrics=lambda w: " ".join(GRID.datasets[GRID.dataset_of(w.eval)]["metrics"]),
+        metrics=lambda w: GRID.datasets[GRID.dataset_of(w.eval)]["metrics"],
         index=config["encode"]["index"],
         info=run_info,
         out=lambda w, output: os.path.dirname(output.metrics),
@@ -65,10 +65,10 @@ rule evaluate:
     benchmark:
         f"{R}/benchmarks/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.tsv"
     shell:
-        "harness evaluate --model {params.model} --settings {params.settings} --dataset {params.folder}"
-        " --corpus {params.corpus} --embeddings {params.embeddings} --split {params.split}"
-        " --family {params.family} {params.identical} --metrics {params.metrics} --index {params.index}"
-        " --run-info {params.info} --threads {threads} --out {params.out} %s > {log} 2>&1" % BF16
+        "harness evaluate --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
+        " --corpus {params.corpus:q} --embeddings {params.embeddings:q} --split {params.split:q}"
+        " --family {params.family:q} {params.identical} --metrics {params.metrics:q} --index {params.index:q}"
+        " --run-info {params.info} --threads {threads} --out {params.out:q} %s > {log:q} 2>&1" % BF16
 
 
 rule mteb:
@@ -80,7 +80,7 @@ rule mteb:
     params:
         model=model_of,
         settings=settings_of,
-        tasks=" ".join(shlex.quote(t) for t in config["mteb"]["tasks"]),
+        tasks=config["mteb"]["tasks"],
         local=arg(GRID.mteb_local()),
         batch_size=config["mteb"]["batch_size"],
     threads: res("evaluate", "threads")
@@ -92,6 +92,6 @@ rule mteb:
     log:
         f"{R}/logs/mteb/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
     shell:
-        "harness mteb --model {params.model} --settings {params.settings} --tasks {params.tasks}"
+        "harness mteb --model {params.model:q} --settings {params.settings} --tasks {params.tasks:q}"
         " --local {params.local} --batch-size {params.batch_size} --threads {threads}"
-        " --out {output.scores} > {log} 2>&1"
+        " --out {output.scores:q} > {log:q} 2>&1"

@@ -11,8 +11,8 @@ rule site:
     params:
         results=lambda w, input: input[0].split("/compare/")[0],
         site=lambda w, output: os.path.dirname(output[0]),
-        references=lambda w, input: f"--references {shlex.quote(input.references)}" if input.references else "",
+        references=lambda w, input: flag("--references", [input.references] if input.references else []),
     log:
         f"{R}/logs/site.log",
     shell:
-        "harness site --results {params.results} {params.references} --out {params.site} > {log} 2>&1"
+        "harness site --results {params.results:q} {params.references} --out {params.site:q} > {log:q} 2>&1"

@@ -18,10 +18,10 @@ rule train:
         loss=lambda w: GRID.losses[w.loss].name,
         loss_params=lambda w: arg(GRID.losses[w.loss].params),
         options=lambda w: arg(GRID.train_options(w.train)),
-        leakage=lambda w, input: " ".join(os.path.dirname(m) for m in input.eval_sets),
+        leakage=lambda w, input: [os.path.dirname(m) for m in input.eval_sets],
         folder=lambda w: GRID.data(w.train),
-        groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
-        teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
+        groups=lambda w, input: flag("--groups", input.groups),
+        teacher=lambda w, input: flag("--teacher", input.teacher),
         resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
     threads: res("train", "threads")
     resources:
@@ -34,8 +34,8 @@ rule train:
     benchmark:
         f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
     shell:
-        "harness train --model {params.model} --settings {params.settings} --dataset {params.folder}"
-        " {params.groups} --leakage-eval {params.leakage}"
-        " --loss {params.loss} --loss-params {params.loss_params} --seed {wildcards.seed}"
-        " --options {params.options} {params.teacher} --resume-dir {params.resume}"
-        " --threads {threads} --out {output.checkpoint} > {log} 2>&1"
+        "harness train --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
+        " {params.groups} --leakage-eval {params.leakage:q}"
+        " --loss {params.loss:q} --loss-params {params.loss_params} --seed {wildcards.seed:q}"
+        " --options {params.options} {params.teacher} --resume-dir {params.resume:q}"
+        " --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"

@@ -10,6 +10,7 @@ import ir_datasets
 import pytest
 
 from harness.data import dpr
+from harness.data.format import read_qrels, write_corpus
 from harness.data.prepare import prepare
 from harness.errors import DataError
 
@@ -43,6 +44,12 @@ CASES = {
     "qrels query without text": ("qrels/test.tsv", 3, b"q7\td5\t1", 3, "query-id", "no text"),
     "qrels non-UTF-8": ("qrels/test.tsv", 4, b"q2\td3\xff\t1", 4, None, "UTF-8"),
     "qrels infinite score": ("qrels/test.tsv", 4, b"q2\td3\tinf", 4, "score", "not a number"),
+    "qrels fractional grade": ("qrels/test.tsv", 3, b"q1\td5\t0.9", 3, "score", "not an integer grade"),
+    "qrels absurd grade": ("qrels/test.tsv", 3, b"q1\td5\t1e300", 3, "score", "outside the grades"),
+    "qrels two grades for one pair": ("qrels/test.tsv", 4, b"q1\td1\t1", 4, "score", "judged 2 on line 2 and 1 here"),
+    "qrels neither BEIR nor TREC": ("qrels/test.tsv", 1, b"q1 d1", 1, None, "neither BEIR qrels"),
+    "doc id with whitespace": ("corpus.jsonl", 3, b'{"_id": "d 3", "text": "x"}', 3, "_id", "contains whitespace"),
+    "query id with whitespace": ("queries.jsonl", 2, b'{"_id": "q\\t2", "text": "x"}', 2, "_id", "contains whitespace"),
     "lone surrogate": ("corpus.jsonl", 2, b'{"_id": "d2", "text": "half a pair \\ud83d"}', 2, "text", "lone surrogate"),
 }
 
@@ -75,6 +82,33 @@ def test_unknown_doc_in_qrels_is_a_counted_warning(tmp_path: Path) -> None:
     meta = prepare("beir-dir", tmp_path / "out", path=str(raw))
     assert meta["warnings"] == {"qrels/test: documents not in the corpus": 3}
     assert meta["counts"]["qrels/test"] == 7
+
+
+@pytest.mark.parametrize("ending", [b"\r", b"\r\n"])
+def test_every_line_ending_reads_the_same_qrels(tmp_path: Path, ending: bytes) -> None:
+    raw = _raw(tmp_path)
+    qrels = raw / "qrels" / "test.tsv"
+    qrels.write_bytes(qrels.read_bytes().replace(b"\n", ending))
+    assert read_qrels(qrels).qrels == read_qrels(FIXTURES / "beir" / "qrels" / "test.tsv").qrels
+    assert prepare("beir-dir", tmp_path / "out", path=str(raw))["counts"]["qrels/test"] == 5
+
+
+def test_trec_qrels_are_read_by_their_own_columns(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    beir = raw / "qrels" / "test.tsv"
+    lines = beir.read_text().splitlines()[1:]
+    beir.write_text("".join(f"{q}\t0\t{d}\t{g}\n" if i % 2 else f"{q} Q0 {d} {g}\n"
+                            for i, (q, d, g) in enumerate(line.split("\t") for line in lines)))
+    assert read_qrels(beir).qrels == {"q1": {"d1": 2, "d5": 1}, "q2": {"d3": 1}, "q3": {"d4": 1, "d99": 1}}
+
+
+def test_a_repeated_judgement_is_kept_once_and_counted(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    with open(raw / "qrels" / "test.tsv", "a") as fh:
+        fh.write("q1\td1\t2\n")
+    meta = prepare("beir-dir", tmp_path / "out", path=str(raw))
+    assert meta["warnings"]["qrels/test: judgements repeated (kept once)"] == 1
+    assert meta["counts"]["qrels/test"] == 5
 
 
 DPR_CASES = {
@@ -143,6 +177,12 @@ def test_dpr_contexts_corpus_rejects_two_versions_of_a_passage(tmp_path: Path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
+def test_a_written_id_with_whitespace_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"corpus\.jsonl, line 2, field '_id': id 'd 2' contains whitespace"):
+        write_corpus(tmp_path / "corpus.jsonl", [("d1", "", "one"), ("d 2", "", "two")])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_irds_empty_query_text(tmp_path: Path) -> None:
     (tmp_path / "queries.tsv").write_text("t1\tlongest river\nt2\t \n")
     name = "lossboard-fixture/empty-query"
@@ -175,3 +215,17 @@ def test_ready_train_groups_must_name_known_queries_and_documents(tmp_path: Path
     with pytest.raises(DataError, match="no text") as err:
         prepare("beir-dir", tmp_path / "out", path=str(raw))
     assert err.value.field == "query_id"
+
+
+def test_real_qrels_read_the_same_in_trec_format_with_old_mac_endings(tmp_path: Path) -> None:
+    beir = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cranfield" / "qrels" / "test.tsv"
+    if not beir.exists():
+        pytest.skip("Cranfield is not in ../shared/data")
+    rows = [line.split("\t") for line in beir.read_text().splitlines()[1:]]
+    trec = tmp_path / "test.qrels"
+    trec.write_bytes("".join(f"{q} 0 {d} {g}\r" for q, d, g in rows).encode())
+    expected: dict[str, dict[str, int]] = {}
+    for q, d, g in rows:
+        expected.setdefault(q, {})[d] = int(g)
+    assert read_qrels(trec).qrels == read_qrels(beir).qrels == expected
+    assert sum(map(len, expected.values())) == len(rows) > 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,9 @@ def test_defaults_are_filled_in(config: dict) -> None:
     (lambda c: c.update(unknown_key=1), "unknown_key"),
     (lambda c: c["train_sets"]["synthetic"].update(batch_size="big"), "batch_size"),
     (lambda c: c["models"]["minilm"]["settings"].update(pooling="max"), "pooling"),
+    (lambda c: c["eval_sets"].update({"../escape": {}}), "does not match"),
+    (lambda c: c["eval_sets"].update({"two words": {}}), "does not match"),
+    (lambda c: c.update(seeds=[1, 1]), "non-unique"),
 ])
 def test_schema_names_the_offending_key(config: dict, mutate, fragment: str) -> None:
     bad = copy.deepcopy(config)
@@ -61,6 +65,10 @@ def test_schema_names_the_offending_key(config: dict, mutate, fragment: str) -> 
     (lambda c: c["datasets"]["synthetic"].update(source="dpr-qa", options={"corpus": "contexts"}),
      "eval_sets.synthetic"),
     (lambda c: c["eval_sets"]["synthetic"].update(subgroup="cqadupstack"), "eval_sets.synthetic.subgroup"),
+    (lambda c: c["datasets"]["synthetic"]["options"].update(pth="x"), "datasets.synthetic.options.pth"),
+    (lambda c: c["datasets"]["synthetic"].update(source="beir-dir", options={}), "datasets.synthetic.options.path"),
+    (lambda c: c["eval_sets"]["synthetic"].update(split="tset"), "eval_sets.synthetic.split"),
+    (lambda c: c["losses"].update(mw={"temperature": 0.1, "loss": "mw", "x": "a/b"}), "losses.mw"),
 ])
 def test_semantic_errors_name_the_key(config: dict, mutate, key: str) -> None:
     bad = copy.deepcopy(config)
@@ -100,3 +108,32 @@ def test_grid_paths(config: dict) -> None:
                                                           "results/runs/minilm/synthetic/mw/seed2/synthetic"]
     assert grid.all_compares() == ["results/compare/minilm/synthetic/synthetic.json"]
     assert grid.needs_teacher("listwise_kd") and not grid.needs_teacher("infonce")
+
+
+def test_missing_split_of_a_local_beir_folder_is_refused(config: dict, tmp_path: Path) -> None:
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    config["datasets"]["synthetic"].update(source="beir-dir", options={"path": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"eval_sets\.synthetic\.split.*no split 'test'; it has: dev"):
+        check(config)
+
+
+def test_no_output_path_leaves_the_results_folder(config: dict) -> None:
+    config["eval_sets"] = {"../" * 7 + "escape": {"dataset": "synthetic"}}
+    with pytest.raises(ConfigError, match="leaves the results folder"):
+        Grid(config).check_inside()
+
+
+def alias_bomb(path: Path) -> Path:
+    """Nine levels of nine aliases: 9**9 strings once expanded, a few hundred bytes as YAML."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path.write_text("\n".join(lines) + "\nmodels: {m: {path: *a8}}\n")
+    return path
+
+
+def test_yaml_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml.*more than 100,000 values"):
+        load_yaml(alias_bomb(tmp_path / "bomb.yaml"))
+    assert time.perf_counter() - start < 2

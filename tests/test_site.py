@@ -558,3 +558,38 @@ def test_long_labels_may_break_after_separators_and_stay_escaped():
 def test_latex_escape():
     assert latex_escape("a_b & 50% #1 {x} $y ~^\\") == (
         r"a\_b \& 50\% \#1 \{x\} \$y \textasciitilde{}\textasciicircum{}\textbackslash{}")
+
+
+HOSTILE = "=1+2\n\\input{/etc/passwd}$"
+
+
+def test_latex_and_csv_neutralise_hostile_strings(tmp_path: Path) -> None:
+    results = fixture.write_results(tmp_path / "results")
+    for path in (results / "compare").glob("e5/*/*.json"):
+        cf = json.loads(path.read_text())
+        cf["model"] = HOSTILE
+        cf["test"]["name"] = cf["correction"]["method"] = cf["correction"]["alpha"] = HOSTILE
+        path.write_text(json.dumps(cf))
+    build_site(results, tmp_path / "site", title=HOSTILE)
+    tex = (tmp_path / "site" / "leaderboard.tex").read_text()
+    assert "\\input" not in tex and "=1+2\n" not in tex
+    assert tex.count(r"\textbackslash{}input\{/etc/passwd\}\$") >= 4  # title, model, test name, alpha
+    with open(tmp_path / "site" / "leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    models = {row["model"] for row in rows}
+    assert "'" + HOSTILE in models and HOSTILE not in models and "minilm" in models
+    diffs = [row["mean_diff"] for row in rows if row["mean_diff"].startswith("-")]
+    assert diffs and all(float(d) < 0 for d in diffs)  # negative numbers stay numbers
+
+
+def test_mteb_file_outside_the_results_folder_is_refused(tmp_path: Path) -> None:
+    results = fixture.write_results(tmp_path / "results")
+    record_path = next((results / "runs").glob("**/metrics.json"))
+    record = json.loads(record_path.read_text())
+    record["run"]["model"] = "../../outside"
+    record_path.write_text(json.dumps(record))
+    outside = tmp_path / "outside" / record["run"]["train"] / record["run"]["loss"] / f"seed{record['run']['seed']}.json"
+    outside.parent.mkdir(parents=True)
+    outside.write_text(json.dumps({"scores": {"secret": 1.0}}))
+    with pytest.raises(DataError, match=r"metrics\.json, field 'run'.*must be relative to the results folder"):
+        build_site(results, tmp_path / "site")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import TrainingError
+from harness.errors import ConfigError, TrainingError
 from harness.losses import get_loss
 from harness.models.registry import build_tiny, load_model
 from harness.models.biencoder import EncoderSettings
@@ -168,3 +168,18 @@ def test_with_a_teacher_the_positive_is_its_top_1(tiny_dataset: Path) -> None:
         listed = [cols[j] for j in range(len(cols)) if not math.isnan(batch.teacher[i, j])]
         expected = g.negatives[0] if g.negatives[0] in listed else max(listed, key=teacher[g.query_id].__getitem__)
         assert [cols[j] for j in range(len(cols)) if batch.labels[i, j] > 0] == [expected]
+
+
+def test_max_steps_wins_over_epochs(tiny_dataset: Path, tmp_path: Path) -> None:
+    groups = len(read_train_groups(tiny_dataset / "train.jsonl"))
+    assert groups // 8 < 6  # one epoch of batches of 8 ends before step 6
+    out = train(_args(tiny_dataset, tmp_path / "ckpt", max_steps=6, epochs=1))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6] and log[-1]["epoch"] == 5 // (groups // 8)
+
+
+def test_fewer_hard_negatives_than_asked_is_an_error(tiny_dataset: Path, tmp_path: Path) -> None:
+    fewest = min(len(g.negatives) for g in read_train_groups(tiny_dataset / "train.jsonl"))
+    with pytest.raises(ConfigError, match=rf"train\.jsonl, key 'hard_negatives': {fewest + 1} hard negatives per "
+                                          rf"query asked, but \d+ of \d+ training groups have fewer \(as few as {fewest}\)"):
+        Trainer(_args(tiny_dataset, tmp_path / "ckpt", hard_negatives=fewest + 1))

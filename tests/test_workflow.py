@@ -113,11 +113,19 @@ def test_lint_is_clean(grid_dir: Path) -> None:
     assert remarks == []
 
 
-def test_bad_config_stops_before_any_job(grid_dir: Path, tmp_path: Path) -> None:
-    bad = dict(TINY_GRID, losses={"infonce": {}, "softmax_v2": {}})
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(bad))
+ALIAS_BOMB = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}' if i else 'x'] * 9)}]\n" for i in range(9))
+
+
+@pytest.mark.parametrize("text, message", [
+    (yaml.safe_dump(dict(TINY_GRID, losses={"infonce": {}, "softmax_v2": {}})), "losses.softmax_v2"),
+    (yaml.safe_dump(dict(TINY_GRID, datasets={"gen": {"source": "generated", "options": {"sed": 5}}})),
+     "key 'datasets.gen.options.sed': unknown option for source 'generated'"),
+    (ALIAS_BOMB + yaml.safe_dump(TINY_GRID), "more than 100,000 values"),
+], ids=["unknown loss", "source option typo", "alias bomb"])
+def test_bad_config_stops_before_any_job(grid_dir: Path, tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "config.yaml").write_text(text)
     proc = snakemake(tmp_path, "--cores", "1")
     assert proc.returncode != 0
-    assert "losses.softmax_v2" in proc.stderr + proc.stdout
+    assert message in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)

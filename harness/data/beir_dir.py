@@ -73,6 +73,8 @@ def convert(out: Path, path: str | Path, negatives: int = 0, seed: int = 13) -> 
         qrels[qrels_file.stem] = report.qrels
         if report.unknown_docs:
             warnings[f"qrels/{qrels_file.stem}: documents not in the corpus"] = report.unknown_docs
+        if report.repeated:
+            warnings[f"qrels/{qrels_file.stem}: judgements repeated (kept once)"] = report.repeated
 
     write_corpus(out / "corpus.jsonl", ((d, doc["title"], doc["text"]) for d, doc in corpus.items()))
     write_queries(out / "queries.jsonl", ((q, query["text"], query.get("answers")) for q, query in queries.items()))

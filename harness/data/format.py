@@ -9,15 +9,18 @@ A prepared dataset folder holds:
   "grades"?: {id: int}}`` per line; a positive's grade defaults to 1;
 - ``meta.json``: source, counts, warnings and the sha256 of each file.
 
-Readers raise :class:`~harness.errors.DataError` naming the file, line and field. Where trec_eval
-would carry on (a qrels line naming a document that is not in the corpus) the reader counts a
-warning instead of failing.
+Readers raise :class:`~harness.errors.DataError` naming the file, line and field; ids may not hold
+whitespace (a TREC file could not be split back into columns). Where trec_eval would carry on (a
+qrels line naming a document that is not in the corpus, the same judgement repeated) the reader
+counts a warning instead of failing; a (query, document) judged twice with two grades is an error.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +78,15 @@ def _str_field(obj: dict[str, Any], name: str, path: Path, lineno: int, *, requi
     if not allow_empty and not value.strip():
         raise DataError("empty text", path, lineno, name)
     check_unicode(value, path, lineno, name)
+    if name.endswith("id"):
+        check_id(value, path, lineno, name)
     return value
+
+
+def check_id(value: str, path: Path, lineno: int | None, name: str) -> None:
+    """Reject an id holding whitespace: a TREC run or qrels line could not be split back into columns."""
+    if any(ch.isspace() for ch in value):
+        raise DataError(f"id {value!r} contains whitespace", path, lineno, name)
 
 
 def read_corpus(path: str | Path, rows: Container[int] | None = None) -> dict[str, dict[str, str]]:
@@ -139,51 +150,102 @@ def read_queries(path: str | Path) -> dict[str, dict[str, Any]]:
 
 @dataclass
 class QrelsReport:
-    """What :func:`read_qrels` read, and what it skipped with a warning."""
+    """What :func:`read_qrels` read, and what it kept with a warning."""
 
     qrels: Qrels
     unknown_docs: int = 0
-    unknown_queries: int = 0
+    repeated: int = 0
+
+
+MAX_GRADE = 100
+BEIR_COLUMNS = ("query-id", "corpus-id", "score")
+TREC_COLUMNS = ("query-id", "iteration", "corpus-id", "score")
+BEIR_HEADER = ("query-id", "query_id", "qid")
+
+
+def _qrels_format(line: str) -> tuple[str, ...] | None:
+    """The columns of a qrels file, told from its first line: BEIR's (a header or 3 tab-separated
+    columns) or TREC's (``qid iter docid rel``, 4 whitespace-separated); ``None`` if neither."""
+    tabs = line.split("\t")
+    if len(tabs) == 3 or tabs[0].strip() in BEIR_HEADER:
+        return BEIR_COLUMNS
+    words = line.split()
+    if len(words) == 4 and re.fullmatch(r"-?\d+", words[3]):
+        return TREC_COLUMNS
+    return None
 
 
 def read_qrels(path: str | Path, queries: dict[str, Any] | None = None,
                corpus: Container[str] | None = None) -> QrelsReport:
-    """Read a BEIR qrels TSV (``query-id  corpus-id  score``, header line first).
+    """Read qrels in BEIR's format (``query-id  corpus-id  score``, tab-separated, header line first)
+    or TREC's (``qid iter docid rel``, whitespace-separated, no header), told apart by the first line.
 
-    A line with a missing column or a non-integer score is an error; a query id that has no text
-    in ``queries`` is an error; a document id that is not in ``corpus`` is kept (trec_eval keeps
-    it too) and counted in ``unknown_docs``.
+    Errors name the file, line and column: a missing column, a grade that is not an integer from
+    -MAX_GRADE to MAX_GRADE, a query id with no text in ``queries``, and one (query, document) judged
+    twice with two grades (both lines named: which grade is right cannot be known). The same
+    judgement repeated is kept once and counted in ``repeated``; a document id that is not in
+    ``corpus`` is kept (trec_eval keeps it too) and counted in ``unknown_docs``.
     """
     path = Path(path)
     qrels: Qrels = {}
     report = QrelsReport(qrels)
-    columns = ("query-id", "corpus-id", "score")
+    columns: tuple[str, ...] | None = None
+    first_line: dict[tuple[str, str], int] = {}
     for lineno, line in iter_lines(path):
         if not line.strip():
             continue
-        parts = line.split("\t")
-        if lineno == 1 and parts[0].strip() in ("query-id", "query_id", "qid"):
-            continue
-        if len(parts) < 3:
-            raise DataError(f"expected 3 tab-separated columns, found {len(parts)}", path, lineno,
-                            columns[len(parts)])
-        qid, doc_id, score = parts[0].strip(), parts[1].strip(), parts[2].strip()
-        for name, value in zip(columns, (qid, doc_id, score)):
+        if columns is None:
+            columns = _qrels_format(line)
+            if columns is None:
+                raise DataError("neither BEIR qrels (3 tab-separated columns: query-id corpus-id score) nor "
+                                "TREC qrels (4 columns: query-id iteration corpus-id relevance)", path, lineno)
+            if line.split("\t")[0].strip() in BEIR_HEADER:
+                continue
+        parts = line.split("\t") if columns is BEIR_COLUMNS else line.split()
+        if len(parts) < len(columns):
+            kind = "3 tab-separated" if columns is BEIR_COLUMNS else "4 (TREC qrels)"
+            raise DataError(f"expected {kind} columns, found {len(parts)}", path, lineno, columns[len(parts)])
+        values = dict(zip(columns, (part.strip() for part in parts)))
+        for name, value in values.items():
             if not value:
                 raise DataError("empty value", path, lineno, name)
-        try:
-            grade = int(float(score))
-        except (ValueError, OverflowError):
-            raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
+        qid, doc_id, score = values["query-id"], values["corpus-id"], values["score"]
+        for name in ("query-id", "corpus-id"):
+            check_id(values[name], path, lineno, name)
+        grade = parse_grade(score, path, lineno)
         if queries is not None and qid not in queries:
             raise DataError(f"query id {qid!r} has no text in queries.jsonl", path, lineno, "query-id")
         if corpus is not None and doc_id not in corpus:
             report.unknown_docs += 1
-        qrels.setdefault(qid, {})[doc_id] = grade
+        judged = qrels.setdefault(qid, {})
+        if doc_id in judged:
+            if judged[doc_id] != grade:
+                raise DataError(f"query {qid!r}, document {doc_id!r} judged {judged[doc_id]} on line "
+                                f"{first_line[qid, doc_id]} and {grade} here", path, lineno, "score")
+            report.repeated += 1
+        first_line.setdefault((qid, doc_id), lineno)
+        judged[doc_id] = grade
     if report.unknown_docs:
         log.warning("%s: %d qrels lines name documents that are not in the corpus (kept, as trec_eval does)",
                     path, report.unknown_docs)
+    if report.repeated:
+        log.warning("%s: %d qrels lines repeat an earlier judgement (kept once)", path, report.repeated)
     return report
+
+
+def parse_grade(score: str, path: Path, lineno: int) -> int:
+    """A relevance grade: an integer (``2`` or ``2.0``) from -MAX_GRADE to MAX_GRADE."""
+    try:
+        value = float(score)
+    except ValueError:
+        raise DataError(f"score {score!r} is not a number", path, lineno, "score") from None
+    if not math.isfinite(value):
+        raise DataError(f"score {score!r} is not a number", path, lineno, "score")
+    if not value.is_integer():
+        raise DataError(f"score {score!r} is not an integer grade", path, lineno, "score")
+    if abs(value) > MAX_GRADE:
+        raise DataError(f"score {score!r} is outside the grades -{MAX_GRADE}..{MAX_GRADE}", path, lineno, "score")
+    return int(value)
 
 
 def read_train_groups(path: str | Path) -> list[TrainGroup]:
@@ -212,13 +274,19 @@ def read_train_groups(path: str | Path) -> list[TrainGroup]:
 
 
 def write_corpus(path: str | Path, docs: Iterable[tuple[str, str, str]]) -> None:
-    """Write ``(doc_id, title, text)`` triples as ``corpus.jsonl``."""
-    write_jsonl(path, ({"_id": d, "title": t, "text": x} for d, t, x in docs))
+    """Write ``(doc_id, title, text)`` triples as ``corpus.jsonl``; an id with whitespace is an error."""
+    write_jsonl(path, ({"_id": _checked_id(d, path, i), "title": t, "text": x} for i, (d, t, x) in enumerate(docs, 1)))
 
 
 def write_queries(path: str | Path, queries: Iterable[tuple[str, str, list[str] | None]]) -> None:
-    """Write ``(query_id, text, answers or None)`` as ``queries.jsonl``."""
-    write_jsonl(path, ({"_id": q, "text": t, **({"answers": a} if a is not None else {})} for q, t, a in queries))
+    """Write ``(query_id, text, answers or None)`` as ``queries.jsonl``; an id with whitespace is an error."""
+    write_jsonl(path, ({"_id": _checked_id(q, path, i), "text": t, **({"answers": a} if a is not None else {})}
+                       for i, (q, t, a) in enumerate(queries, 1)))
+
+
+def _checked_id(value: str, path: str | Path, lineno: int) -> str:
+    check_id(value, Path(path), lineno, "_id")
+    return value
 
 
 def write_qrels(path: str | Path, qrels: Qrels) -> None:

@@ -30,6 +30,8 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.data.format import TrainGroup, write_corpus, write_qrels, write_queries, write_train_groups
 
+SPLITS = ("train", "dev", "test")
+
 PREFIXES = ["Ash", "Bram", "Cold", "Dun", "Elder", "Fen", "Glen", "Harrow", "Ivy", "Kel", "Lark", "Marl",
             "North", "Oak", "Pen", "Quarry", "Raven", "Salt", "Thorn", "Upton", "Vale", "Wester", "Yar",
             "Brook", "Crane", "Drift", "Fox", "Gull", "Heron", "Kings", "Mill", "Stone"]
@@ -259,7 +261,7 @@ def generate(out: Path, seed: int = 13, docs: int = 3000, train_queries: int = 6
         extra = [d for d in rng.sample(same, min(len(same), 4 * hard_negatives)) if d not in judged and d not in pool]
         return (pool[: hard_negatives - hard_negatives // 3] + extra)[:hard_negatives]
 
-    quotas = {"train": train_queries, "dev": dev_queries, "test": test_queries}
+    quotas = dict(zip(SPLITS, (train_queries, dev_queries, test_queries)))
     entity_order = list(range(n_entities))
     rng.shuffle(entity_order)
     total = sum(quotas.values())

@@ -34,7 +34,11 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def _check_options(name: str, source: Source, options: dict[str, Any]) -> None:
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Check a source's options against its function's signature; :class:`ConfigError` names the option."""
+    if name not in SOURCES:
+        raise ConfigError(f"unknown dataset source {name!r}; known: {', '.join(SOURCES)}", "source")
+    source = SOURCES[name]
     params = dict(inspect.signature(source).parameters)
     params.pop("out")
     for key in options:
@@ -64,12 +68,20 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(value, cls)
 
 
+def known_splits(source: str, options: dict[str, Any]) -> list[str] | None:
+    """The qrels splits ``source`` writes, where they are known before it runs (else ``None``)."""
+    if source == "generated":
+        return list(generated.SPLITS)
+    if source == "beir-dir":
+        qrels = Path(options["path"]) / "qrels"
+        return sorted(p.stem for p in qrels.glob("*.tsv")) if qrels.is_dir() else None
+    return None
+
+
 def prepare(source: str, out: str | Path, **options: Any) -> dict[str, Any]:
     """Convert ``source`` (a key of :data:`SOURCES`) into ``out``; return the ``meta.json`` record."""
-    if source not in SOURCES:
-        raise ConfigError(f"unknown dataset source {source!r}; known: {', '.join(SOURCES)}", "source")
+    check_options(source, options)
     function = SOURCES[source]
-    _check_options(source, function, options)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

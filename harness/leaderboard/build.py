@@ -86,10 +86,10 @@ def fmt_quantity(value: float | None, unit: str = "") -> str:
 
 
 def latex_escape(text: Any) -> str:
-    """Escape LaTeX's special characters in ``text``."""
+    """Escape LaTeX's special characters in ``text``; a line break becomes a space (it would end a ``%`` comment)."""
     specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "<": r"\textless{}", ">": r"\textgreater{}"}
+                "<": r"\textless{}", ">": r"\textgreater{}", "\n": " ", "\r": " "}
     return "".join(specials.get(ch, ch) for ch in str(text))
 
 
@@ -251,11 +251,20 @@ def _write_run_files(run: Run, results: Path, site: Path) -> dict[str, str | Non
     return links
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading ``'`` (OWASP's CSV injection
+    rule); numbers, negative ones included, stay numbers."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_text(all_boards: list[Board]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(csv_rows(all_boards))
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in csv_rows(all_boards))
     return buffer.getvalue()
 
 

@@ -236,7 +236,7 @@ def read_run(folder: Path, results: Path) -> Run:
         if log_path.is_file():
             log = [obj for _, obj in iter_jsonl(log_path)]
     key = record["run"]
-    mteb_path = results / "mteb" / str(key["model"]) / str(key["train"]) / str(key["loss"]) / f"seed{key['seed']}.json"
+    mteb_path = _inside(results, f"mteb/{key['model']}/{key['train']}/{key['loss']}/seed{key['seed']}.json", path, "run")
     mteb = read_json(mteb_path) if mteb_path.is_file() else None
     if mteb is not None:
         _field(mteb, "scores", mteb_path)
