@@ -38,7 +38,7 @@ MINERS = ("given", "bm25")
 
 @dataclass(frozen=True)
 class LossEntry:
-    """One row of the leaderboard: a registered loss with its parameters."""
+    """One row of the leaderboard: a loss (a registered name or ``module:Class``) with its parameters."""
 
     key: str
     name: str
@@ -84,7 +84,7 @@ def loss_entries(config: dict[str, Any]) -> dict[str, LossEntry]:
 
 def check(config: dict[str, Any]) -> None:
     """Checks beyond the schema; raises :class:`ConfigError` naming the key's path."""
-    from harness.losses import REGISTRY, get_loss
+    from harness.losses import resolve_loss
     from harness.metrics import metrics_for
 
     datasets = config["datasets"]
@@ -118,10 +118,9 @@ def check(config: dict[str, Any]) -> None:
     for label, params in (config.get("losses") or {}).items():
         params = dict(params or {})
         name = params.pop("loss", label)
-        if name not in REGISTRY:
-            raise ConfigError(f"unknown loss {name!r}; known: {sorted(REGISTRY)}", key=f"losses.{label}")
+        cls = resolve_loss(name, key=f"losses.{label}" + (".loss" if name != label else ""))
         try:
-            get_loss(name, **params)
+            cls(**params)
         except ConfigError as exc:
             raise ConfigError(str(exc), key=f"losses.{label}") from None
     baseline = config.get("baseline")
@@ -187,9 +186,9 @@ class Grid:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(teacher["model"]))
 
     def needs_teacher(self, loss: str) -> bool:
-        from harness.losses import REGISTRY
+        from harness.losses import resolve_loss
 
-        return bool(REGISTRY[self.losses[loss].name].needs_teacher)
+        return bool(resolve_loss(self.losses[loss].name).needs_teacher)
 
     def wildcard_constraints(self) -> dict[str, str]:
         def one_of(names: list[str]) -> str:

@@ -45,7 +45,7 @@ from harness.data.format import TrainGroup, passage_text, read_corpus, read_quer
 from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
-from harness.losses import REGISTRY, get_loss
+from harness.losses import get_loss, resolve_loss
 from harness.models import BiEncoder, load_model
 
 RESUME_FILE = "resume.pt"
@@ -229,8 +229,8 @@ def _split_tensor(t: torch.Tensor, chunk: int) -> list[torch.Tensor]:
 
 
 def seeded(loss: str) -> bool:
-    """Whether a registered loss takes a ``seed`` (it draws at random)."""
-    return loss in REGISTRY and "seed" in REGISTRY[loss].params
+    """Whether a loss takes a ``seed`` (it draws at random)."""
+    return "seed" in resolve_loss(loss).params
 
 
 class Trainer:
