@@ -10,6 +10,7 @@ Results tree (relative to ``results``)::
     data/<dataset>/                                 prepared dataset (meta.json marks it done)
     mined/<dataset>/<miner>.jsonl                   training groups with mined hard negatives
     teacher/<dataset>/<teacher>.jsonl               teacher scores for listwise distillation
+    loss-checks/<loss>.json                         contract report of a loss named by module:Class
     checkpoints/<model>/<train>/<loss>/seed<s>/     trained model (sentence-transformers folder)
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
@@ -43,6 +44,7 @@ class LossEntry:
     key: str
     name: str
     params: dict[str, Any]
+    label: str
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -78,7 +80,7 @@ def loss_entries(config: dict[str, Any]) -> dict[str, LossEntry]:
         params = dict(params or {})
         name = params.pop("loss", label)
         key = loss_key(label, params)
-        entries[key] = LossEntry(key, name, params)
+        entries[key] = LossEntry(key, name, params, label)
     return entries
 
 
@@ -212,6 +214,13 @@ class Grid:
     # -- paths ----------------------------------------------------------------------------------
     def data(self, dataset: str) -> str:
         return f"{self.results}/data/{dataset}"
+
+    def loss_check(self, loss: str) -> list[str]:
+        """The contract report a row's training waits for: [] for a registered loss, which the
+        test suite checks; one report per row of a loss named by ``module:Class``."""
+        from harness.losses import REGISTRY
+
+        return [] if self.losses[loss].name in REGISTRY else [f"{self.results}/loss-checks/{loss}.json"]
 
     def checkpoint(self, model: str, train: str, loss: str, seed: int | str) -> str:
         return f"{self.results}/checkpoints/{model}/{train}/{loss}/seed{seed}"

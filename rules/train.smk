@@ -7,6 +7,7 @@ rule train:
         groups=lambda w: GRID.mined(w.train),
         teacher=teacher_scores,
         eval_sets=lambda w: GRID.eval_metas(),
+        loss_check=lambda w: GRID.loss_check(w.loss),
     output:
         checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
     wildcard_constraints:
@@ -22,6 +23,7 @@ rule train:
         folder=lambda w: GRID.data(w.train),
         groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
+        loss_check=lambda w, input: f"--loss-check {shlex.quote(input.loss_check)}" if input.loss_check else "",
         resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
     threads: res("train", "threads")
     resources:
@@ -36,6 +38,6 @@ rule train:
     shell:
         "harness train --model {params.model} --settings {params.settings} --dataset {params.folder}"
         " {params.groups} --leakage-eval {params.leakage}"
-        " --loss {params.loss} --loss-params {params.loss_params} --seed {wildcards.seed}"
-        " --options {params.options} {params.teacher} --resume-dir {params.resume}"
+        " --loss {params.loss:q} --loss-params {params.loss_params} --seed {wildcards.seed}"
+        " --options {params.options} {params.teacher} {params.loss_check} --resume-dir {params.resume}"
         " --threads {threads} --out {output.checkpoint} > {log} 2>&1"

@@ -19,8 +19,10 @@ that the class is a :class:`Loss` with the contract's call signature. Every name
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
@@ -31,7 +33,7 @@ from harness.losses.mann_whitney import MannWhitney
 from harness.losses.margin import LTRMargin
 from harness.losses.multi_positive import JointLH, LSEPair, Rand1LH, SumMargLH
 
-__all__ = ["REGISTRY", "get_loss", "resolve_loss", "Loss", "Param", "SeededLoss", "InfoNCE", "MannWhitney",
+__all__ = ["REGISTRY", "get_loss", "resolve_loss", "loss_source", "Loss", "Param", "SeededLoss", "InfoNCE", "MannWhitney",
            "JointLH", "SumMargLH", "LSEPair", "Rand1LH", "ListwiseKD", "LTRMargin"]
 
 REGISTRY: dict[str, type[Loss]] = {
@@ -79,6 +81,13 @@ def resolve_loss(name: str, key: str | None = None) -> type[Loss]:
             raise ConfigError(f"{name}.{method} must accept (scores, labels, teacher); it is "
                               f"{method}{inspect.signature(getattr(cls, method))}", key=key) from None
     return cls
+
+
+def loss_source(cls: type[Loss]) -> dict[str, str]:
+    """Where a loss class's code is: ``module:Class``, its source file and the file's sha256."""
+    path = Path(inspect.getfile(cls)).resolve()
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "file": str(path),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def get_loss(name: str, **params: Any) -> Loss:
