@@ -1,4 +1,5 @@
-"""A loss named by `module:Class` -> its contract report; every training with that loss waits for it."""
+"""A loss named by `module:Class` -> its contract report; every training with that loss waits for it,
+so a loss that fails a check stops the grid before any of its training jobs."""
 
 
 rule check_loss:
@@ -19,3 +20,4 @@ rule check_loss:
     shell:
         "harness check-loss {params.loss:q} --label {params.label:q} --params {params.loss_params:q}"
         " --threads {threads} --out {output.report:q} > {log:q} 2>&1"
+        " || {{ tail -n 1 {log:q} >&2; exit 1; }}"  # the error naming the failing check, on the terminal

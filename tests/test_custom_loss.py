@@ -291,3 +291,23 @@ def test_example_config_adds_the_row(config: dict, dcl: type) -> None:
     validate(merged, SCHEMA, set_default=True)
     check(merged)
     assert Grid(merged).loss_check("dcl.tau_plus=0.1") == ["results/loss-checks/dcl.tau_plus=0.1.json"]
+
+
+# --- training records the code it ran -------------------------------------------------------------
+
+def test_training_records_the_loss_source_and_keeps_its_report(user_module: str, tiny_dataset: Path,
+                                                               tmp_path: Path) -> None:
+    from harness.train import TrainArgs, train
+
+    report = tmp_path / "focal.json"
+    report.write_text('{"passed": true}\n')
+    out = train(TrainArgs(model="tiny", dataset=tiny_dataset, loss=f"{user_module}:Mean", out=tmp_path / "ckpt",
+                          loss_params={"gamma": 1.5}, model_settings={"max_query_length": 16, "max_passage_length": 24},
+                          batch_size=8, max_steps=1, loss_check=report))
+    source = Path(sys.modules[user_module].__file__).resolve()
+    expected = {"class": f"{user_module}:Mean", "file": str(source),
+                "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["loss"] == {"name": f"{user_module}:Mean", "params": {"gamma": 1.5}, "source": expected}
+    assert json.loads((out / "lossboard.json").read_text())["loss"]["source"] == expected
+    assert (out / "loss_check.json").read_bytes() == report.read_bytes()
