@@ -23,7 +23,7 @@ rule train:
         folder=lambda w: GRID.data(w.train),
         groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
-        loss_check=lambda w, input: f"--loss-check {shlex.quote(input.loss_check)}" if input.loss_check else "",
+        loss_check=lambda w, input: f"--loss-check {shlex.quote(input.loss_check[0])}" if input.loss_check else "",
         resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
     threads: res("train", "threads")
     resources:
