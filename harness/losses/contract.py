@@ -21,24 +21,25 @@ inputs (see :mod:`harness.losses.base`):
 6. ``seeded`` (a loss with a ``seed`` parameter): two instances with one seed give the same values
    call after call, and one resumed from the other's ``state_dict`` gives what the other goes on to
    give. Measured: max |ΔL|.
-7. ``cost`` (reported, not judged): time and peak extra memory of forward + backward at
-   Q = ``COST_QUERIES`` (D = 2Q: one positive and one hard negative per query), over ``infonce``'s.
+7. ``cost`` (reported, not judged): time (median of 3) and peak extra memory
+   (:class:`LiveTensorBytes`) of forward + backward at Q = ``COST_QUERIES`` (D = 2Q: one positive
+   and one hard negative per query), beside ``infonce``'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from harness.losses import InfoNCE, Loss
 
@@ -56,12 +57,13 @@ COST_QUERIES = 256
 @dataclass
 class Check:
     """One property of the contract: passed (None when not judged or not applicable), the number
-    measured, and what was done."""
+    measured, what was done, and any further numbers (the cost's)."""
 
     name: str
     passed: bool | None
     value: float | None
     detail: str
+    measured: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         verdict = {True: "PASS", False: "FAIL", None: "----"}[self.passed]
@@ -261,66 +263,67 @@ def check_seeded(cls: type[Loss], make: Callable[[], Loss]) -> Check:
                  "5 calls of two instances with one seed, then 3 calls after resuming from a state_dict")
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+class LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of the storages that operations create while the mode is on, from creation
+    until freed, and keeps their peak: the memory a loss's forward + backward adds, the same on
+    every device and independent of the allocator's caching."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.current = self.peak = 0
 
-@contextlib.contextmanager
-def _peak_extra_bytes(device: torch.device) -> Iterator[list[int]]:
-    """Yields a one-item list set, after the block, to the memory above the level before it at the
-    block's peak: CUDA's allocator counters, or on the CPU the resident set's high-water mark
-    (VmHWM, reset through /proc/self/clear_refs) with allocations of 64 KiB or more forced to mmap,
-    so that freed memory leaves the resident set (the method of benchmarks/bench_losses.py)."""
-    out = [0]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        yield out
-        torch.cuda.synchronize(device)
-        out[0] = torch.cuda.max_memory_allocated(device) - base
-        return
-    ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 16)  # M_MMAP_THRESHOLD = 64 KiB
-    base = _status_kib("VmRSS:")
-    Path("/proc/self/clear_refs").write_text("5")
-    yield out
-    out[0] = (_status_kib("VmHWM:") - base) * 1024
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, Tensor):
+                storage = tensor.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self.live:
+                    self.live[key] = storage.nbytes()
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._free, key)  # the storage's Python object lives as long as it
+        return out
 
 
 def _cost(loss: Loss, q: int, device: torch.device) -> tuple[float, int]:
-    """Median seconds of forward + backward (3 runs after one warm-up) and peak extra bytes."""
+    """Median seconds of forward + backward (3 runs after the first) and the first run's peak extra bytes."""
     scores, labels, teacher = contract_batch(q, 2 * q, seed=9)
     scores = scores.detach().float().to(device)
     labels = labels.float().to(device)
     teacher = teacher.float().to(device) if loss.needs_teacher else None
 
-    def step() -> None:
-        s = scores.clone().requires_grad_()
-        loss(s, labels, teacher).backward()
+    def step(leaf: Tensor) -> None:
+        loss(leaf, labels, teacher).backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    with _peak_extra_bytes(device) as peak:
-        step()
+    leaf = scores.clone().requires_grad_()
+    with LiveTensorBytes() as memory:
+        step(leaf)
     times = []
     for _ in range(3):
+        leaf = scores.clone().requires_grad_()
         start = time.perf_counter()
-        step()
+        step(leaf)
         times.append(time.perf_counter() - start)
-    return statistics.median(times), peak[0]
+    return statistics.median(times), memory.peak
 
 
 def check_cost(make: Callable[[], Loss], q: int = COST_QUERIES) -> Check:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seconds, peak = _cost(make(), q, device)
     base_seconds, base_peak = _cost(InfoNCE(), q, device)
-    ratio = seconds / base_seconds
-    return Check("cost", None, ratio,
-                 f"time x{ratio:.2f} of infonce ({seconds * 1e3:.1f} vs {base_seconds * 1e3:.1f} ms), peak extra "
-                 f"memory {peak / 2**20:.1f} vs {base_peak / 2**20:.1f} MiB; Q={q}, D={2 * q}, {device.type}")
+    measured = {"ms": seconds * 1e3, "infonce_ms": base_seconds * 1e3, "time_ratio": seconds / base_seconds,
+                "peak_mib": peak / 2**20, "infonce_peak_mib": base_peak / 2**20, "memory_ratio": peak / base_peak}
+    return Check("cost", None, measured["time_ratio"],
+                 f"time x{measured['time_ratio']:.2f} of infonce ({measured['ms']:.1f} vs {measured['infonce_ms']:.1f} "
+                 f"ms), peak extra memory x{measured['memory_ratio']:.2f} ({measured['peak_mib']:.2f} vs "
+                 f"{measured['infonce_peak_mib']:.2f} MiB); Q={q}, D={2 * q}, {device.type}", measured)
 
 
 # --- the suite ---------------------------------------------------------------------------------------
