@@ -121,10 +121,6 @@ def _inputs(cls: type[Loss], batch: Batch) -> Batch:
     return scores, labels, teacher if cls.needs_teacher else None
 
 
-def _value(make: Callable[[], Loss], batch: Batch) -> Tensor:
-    return make()(*batch)
-
-
 # --- the checks --------------------------------------------------------------------------------------
 
 def check_finite(cls: type[Loss], make: Callable[[], Loss]) -> Check:
@@ -332,7 +328,7 @@ def check_loss(cls: type[Loss], params: dict[str, Any], label: str | None = None
                model: torch.nn.Module | None = None, cost_queries: int = COST_QUERIES) -> ContractReport:
     """Run every check on ``cls(**params)`` (fresh instances throughout); a check that raises fails
     with the exception's message. ``model``: the tiny bi-encoder for the GradCache check (built
-    when not given); ``cost_queries`` = 0 skips the cost measurement."""
+    when not given; turned to float64 in place); ``cost_queries`` = 0 skips the cost measurement."""
     def make() -> Loss:
         return cls(**params)
 
