@@ -38,7 +38,7 @@ class ConfigError(HarnessError):
     """An invalid configuration: unknown key, loss, model, dataset or metric, or a wrong type."""
 
     def __init__(self, message: str, key: str | None = None, path: str | Path | None = None) -> None:
-        self.key, self.path = key, path
+        self.message, self.key, self.path = message, key, path
         where = ", ".join(p for p in (str(path) if path else None, f"key '{key}'" if key else None) if p)
         super().__init__(f"{where}: {message}" if where else message)
 

@@ -123,8 +123,9 @@ def check(config: dict[str, Any]) -> None:
         cls = resolve_loss(name, key=f"losses.{label}" + (".loss" if name != label else ""))
         try:
             cls(**params)
-        except ConfigError as exc:
-            raise ConfigError(str(exc), key=f"losses.{label}") from None
+        except ConfigError as exc:  # the loss names its own key (losses.<name>.<param>): name the row's
+            param = (exc.key or "").removeprefix(f"losses.{cls.name}")
+            raise ConfigError(exc.message, key=f"losses.{label}{param if param.startswith('.') else ''}") from None
     baseline = config.get("baseline")
     if baseline not in loss_entries(config):
         raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")

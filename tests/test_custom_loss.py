@@ -163,8 +163,13 @@ def test_the_grid_carries_a_custom_row(config: dict, user_module: str) -> None:
     assert grid.loss_check("focal.gamma=2.0") == ["results/loss-checks/focal.gamma=2.0.json"]
     assert grid.loss_check("infonce") == [] and not grid.needs_teacher("focal.gamma=2.0")
     config["losses"]["focal"]["gamma"] = -1.0
-    with pytest.raises(ConfigError, match="gamma"):
+    with pytest.raises(ConfigError, match="must be > 0") as error:
         check(config)
+    assert error.value.key == "losses.focal.gamma"
+    config["losses"]["focal"] = {"loss": f"{user_module}:Mean", "gama": 2.0}
+    with pytest.raises(ConfigError, match="valid parameters: gamma") as error:
+        check(config)
+    assert error.value.key == "losses.focal.gama"
 
 
 def test_the_schema_accepts_module_class_and_refuses_other_text(config: dict) -> None:
