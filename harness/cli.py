@@ -251,7 +251,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="JSON file of the scores")
     s.set_defaults(run=cmd_mteb)
 
-    s = sub.add_parser("check-loss", help="run the loss contract's checks on a loss (a registered name or module:Class)")
+    s = sub.add_parser("check-loss", help="run the loss contract's checks on a loss (registered name or module:Class)")
     s.add_argument("loss", help="a registered loss name or module:Class (importing it runs that module's code)")
     s.add_argument("--params", type=_json, default={}, help="the loss's parameters as JSON")
     s.add_argument("--label", help="the loss's label under 'losses' in the config (errors name its key)")

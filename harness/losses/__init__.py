@@ -33,8 +33,8 @@ from harness.losses.mann_whitney import MannWhitney
 from harness.losses.margin import LTRMargin
 from harness.losses.multi_positive import JointLH, LSEPair, Rand1LH, SumMargLH
 
-__all__ = ["REGISTRY", "get_loss", "resolve_loss", "loss_source", "Loss", "Param", "SeededLoss", "InfoNCE", "MannWhitney",
-           "JointLH", "SumMargLH", "LSEPair", "Rand1LH", "ListwiseKD", "LTRMargin"]
+__all__ = ["REGISTRY", "get_loss", "resolve_loss", "loss_source", "Loss", "Param", "SeededLoss", "InfoNCE",
+           "MannWhitney", "JointLH", "SumMargLH", "LSEPair", "Rand1LH", "ListwiseKD", "LTRMargin"]
 
 REGISTRY: dict[str, type[Loss]] = {
     cls.name: cls for cls in (InfoNCE, MannWhitney, JointLH, SumMargLH, LSEPair, Rand1LH, ListwiseKD, LTRMargin)
