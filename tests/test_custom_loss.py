@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ class GlobalRandom(SeededLoss):
 
 
 @pytest.fixture(scope="module")
-def user_module(tmp_path_factory: pytest.TempPathFactory) -> str:
+def user_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A researcher's module on sys.path, with good and broken losses."""
     root = tmp_path_factory.mktemp("user")
     (root / "lossboard_user_losses.py").write_text(USER_LOSSES)
@@ -243,7 +244,7 @@ def test_check_loss_command_fails_naming_the_check(user_module: str, tmp_path: P
 # --- the example ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def dcl() -> type:
+def dcl() -> Iterator[type]:
     sys.path.insert(0, str(EXAMPLE))
     yield resolve_loss("debiased_contrastive:DebiasedContrastive")
     sys.path.remove(str(EXAMPLE))
@@ -267,7 +268,7 @@ def naive_dcl(scores: torch.Tensor, labels: torch.Tensor, t: float, tau_plus: fl
 @pytest.mark.parametrize("tau_plus", [0.0, 0.1, 0.3])
 def test_example_matches_the_papers_formula(dcl: type, tau_plus: float) -> None:
     scores, labels, _ = contract_batch(6, 10, seed=11, positives=2, ignored_rows=(4,), ignored_share=0.2)
-    scores = (scores.detach().tanh())  # cosine-like, so e^{s/t} stays representable in the naive sum
+    scores = scores.detach().tanh()  # cosine-like, so e^{s/t} stays representable in the naive sum
     value = dcl(temperature=0.1, tau_plus=tau_plus)(scores, labels).item()
     assert value == pytest.approx(naive_dcl(scores, labels, 0.1, tau_plus), rel=1e-10)
     if tau_plus == 0.0:
