@@ -27,6 +27,7 @@ def run(a: argparse.Namespace) -> None:
     if a.out:
         write_json(Path(a.out), {**report.to_dict(), "source": loss_source(cls)})
     if not report.passed:
-        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed())
+        failed = "; ".join(f"{c.name}: {c.detail}" + ("" if c.value is None else f" = {c.value:.3g}")
+                           for c in report.failed())
         raise ConfigError(f"{a.loss} fails the loss contract ({failed})", key=key or "LOSS")
     print(f"{a.loss}: every check passed")
