@@ -60,7 +60,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     options = dict(a.options)
     fields = set(TrainArgs.__dataclass_fields__) - {"model", "dataset", "loss", "out", "loss_params",
                                                      "model_settings", "seed", "teacher", "groups", "resume_dir",
-                                                     "leakage_eval"}
+                                                     "leakage_eval", "loss_check"}
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}", key="--options")
@@ -68,7 +68,8 @@ def cmd_train(a: argparse.Namespace) -> None:
                      loss_params=a.loss_params, model_settings=a.settings, seed=a.seed,
                      teacher=Path(a.teacher) if a.teacher else None, groups=Path(a.groups) if a.groups else None,
                      leakage_eval=[Path(d) for d in a.leakage_eval],
-                     resume_dir=Path(a.resume_dir) if a.resume_dir else None, **options)
+                     resume_dir=Path(a.resume_dir) if a.resume_dir else None,
+                     loss_check=Path(a.loss_check) if a.loss_check else None, **options)
     out = train(args)
     log.info("checkpoint -> %s", out)
 
@@ -137,6 +138,12 @@ def cmd_mteb(a: argparse.Namespace) -> None:
     log.info("%s", json.dumps(record["scores"], sort_keys=True))
 
 
+def cmd_check_loss(a: argparse.Namespace) -> None:
+    from harness.stages.check_loss import run
+
+    run(a)
+
+
 def cmd_site(a: argparse.Namespace) -> None:
     from harness.leaderboard.build import build_site
 
@@ -194,6 +201,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--leakage-eval", nargs="*", default=[],
                    help="prepared eval folders: training queries found there are dropped (see allow_leakage)")
     s.add_argument("--resume-dir", help="where resume checkpoints are kept between attempts")
+    s.add_argument("--loss-check", help="the loss's contract report (harness check-loss), copied into the checkpoint")
     s.add_argument("--out", required=True)
     s.set_defaults(run=cmd_train)
 
@@ -242,6 +250,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--out", required=True, help="JSON file of the scores")
     s.set_defaults(run=cmd_mteb)
+
+    s = sub.add_parser("check-loss", help="run the loss contract's checks on a loss (registered name or module:Class)")
+    s.add_argument("loss", help="a registered loss name or module:Class (importing it runs that module's code)")
+    s.add_argument("--params", type=_json, default={}, help="the loss's parameters as JSON")
+    s.add_argument("--label", help="the loss's label under 'losses' in the config (errors name its key)")
+    s.add_argument("--cost-queries", type=int, default=256, help="Q of the cost measurement (0: skip it)")
+    s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
+    s.add_argument("--out", help="JSON report")
+    s.set_defaults(run=cmd_check_loss)
 
     s = sub.add_parser("site", help="build the static leaderboard")
     s.add_argument("--results", default="results")

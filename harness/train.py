@@ -46,10 +46,11 @@ from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.grid import total_steps
 from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
-from harness.losses import REGISTRY, get_loss
+from harness.losses import get_loss, loss_source, resolve_loss
 from harness.models import BiEncoder, load_model
 
 RESUME_FILE = "resume.pt"
+LOSS_CHECK_FILE = "loss_check.json"
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TrainArgs:
     allow_leakage: bool = False
     checkpoint_every: int = 0
     resume_dir: Path | None = None
+    loss_check: Path | None = None  # the loss's contract report (harness check-loss), kept with the checkpoint
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -230,8 +232,8 @@ def _split_tensor(t: torch.Tensor, chunk: int) -> list[torch.Tensor]:
 
 
 def seeded(loss: str) -> bool:
-    """Whether a registered loss takes a ``seed`` (it draws at random)."""
-    return loss in REGISTRY and "seed" in REGISTRY[loss].params
+    """Whether a loss takes a ``seed`` (it draws at random)."""
+    return "seed" in resolve_loss(loss).params
 
 
 class Trainer:
@@ -246,6 +248,7 @@ class Trainer:
         groups_file = Path(args.groups) if args.groups else root / "train.jsonl"
         groups = read_train_groups(groups_file)
         self.loss_fn = get_loss(args.loss, **self._loss_params())
+        self.loss_source = loss_source(type(self.loss_fn))  # the code this run trains with
         teacher = None
         if getattr(self.loss_fn, "needs_teacher", False):
             if args.teacher is None:
@@ -378,8 +381,11 @@ class Trainer:
         out = Path(self.args.out)
         tmp = out.with_name(f".{out.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        loss_config = {"name": self.args.loss, "params": self.loss_fn.get_config_dict()}
+        loss_config = {"name": self.args.loss, "params": self.loss_fn.get_config_dict(),
+                       "source": self.loss_source}
         self.model.save(tmp, extra={"loss": loss_config, "train_args": self.args.to_dict()})
+        if self.args.loss_check is not None:
+            shutil.copyfile(self.args.loss_check, tmp / LOSS_CHECK_FILE)
         write_jsonl(tmp / "train_log.jsonl", self.log)
         write_json(tmp / "train_summary.json", {
             **summary, "loss": loss_config, "seed": self.args.seed,

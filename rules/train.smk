@@ -7,6 +7,7 @@ rule train:
         groups=lambda w: GRID.mined(w.train),
         teacher=teacher_scores,
         eval_sets=lambda w: GRID.eval_metas(),
+        loss_check=lambda w: GRID.loss_check(w.loss),
     output:
         checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
     wildcard_constraints:
@@ -22,6 +23,7 @@ rule train:
         folder=lambda w: GRID.data(w.train),
         groups=lambda w, input: flag("--groups", input.groups),
         teacher=lambda w, input: flag("--teacher", input.teacher),
+        loss_check=lambda w, input: flag("--loss-check", input.loss_check),
         resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
     threads: res("train", "threads")
     resources:
@@ -37,5 +39,5 @@ rule train:
         "harness train --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
         " {params.groups} --leakage-eval {params.leakage:q}"
         " --loss {params.loss:q} --loss-params {params.loss_params} --seed {wildcards.seed:q}"
-        " --options {params.options} {params.teacher} --resume-dir {params.resume:q}"
+        " --options {params.options} {params.teacher} {params.loss_check} --resume-dir {params.resume:q}"
         " --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"

@@ -1,0 +1,1 @@
+"""The stages: one thin driver per ``harness <stage>`` subcommand (read files, call libraries, write atomically)."""
