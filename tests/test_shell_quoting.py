@@ -69,7 +69,7 @@ def base_config() -> dict[str, Any]:
     config["mteb"] = {"tasks": ["SciFact"], "eval_sets": ["synthetic"]}
     config["datasets"]["synthetic"]["group"] = "g"
     config["eval_sets"]["synthetic"].update(group="g", subgroup="s", dataset="synthetic", corpus="synthetic")
-    config["models"]["minilm"]["settings"].update(query_prefix="q: ", passage_prefix="p: ")
+    config["models"]["minilm"]["settings"] = {"query_prefix": "q: ", "passage_prefix": "p: "}
     config["teacher"] = {"kind": "cross-encoder", "model": "cross-encoder/ms-marco-MiniLM-L6-v2"}
     return config
 
