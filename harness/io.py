@@ -1,16 +1,21 @@
-"""Atomic file output and strict JSON Lines input.
+"""Atomic file and folder output and strict JSON Lines input.
 
 Every file the harness writes goes through :func:`atomic_write` (or :func:`atomic_path`): the
 content is written to a temporary name in the same folder and renamed into place, so a job
-killed at any point leaves either the complete file or none.
+killed at any point leaves either the complete file or none. Every folder a stage writes goes
+through :func:`atomic_dir`, which never removes the old folder before the new one is in place.
+Temporary names start with ``.`` and end in ``.tmp`` (files, new folders) or ``.old`` (a replaced
+folder awaiting deletion).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -34,6 +39,47 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder next to ``target``; when the block succeeds it replaces ``target``.
+
+    The steps: the old ``target`` (if any) is renamed to ``.<name>.<random>.old``, the new folder
+    is renamed to ``target``, then the old one is deleted. Killed between the two renames, the old
+    copy survives under its ``.old`` name; the next call puts it back if ``target`` is missing and
+    deletes any leftover ``.old`` and ``.tmp`` folders of ``target``. A failed block leaves
+    ``target`` untouched. The new folder gets mode 0o755.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
+    new = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield new
+        os.chmod(new, 0o755)  # mkdtemp's 0o700 would hide a published folder (the site) from others
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(new, target)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+def _recover(target: Path) -> None:
+    """Undo what an :func:`atomic_dir` killed between its renames left: restore the old copy of a
+    missing ``target``, then delete the leftover temporary folders."""
+    olds = sorted(target.parent.glob(f".{glob.escape(target.name)}.*.old"))
+    if not target.exists():
+        saved = next((old / target.name for old in olds if (old / target.name).exists()), None)
+        if saved is not None:
+            os.replace(saved, target)
+    for leftover in [*olds, *target.parent.glob(f".{glob.escape(target.name)}.*.tmp")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def atomic_write(path: str | Path, text: str) -> None:

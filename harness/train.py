@@ -44,7 +44,7 @@ from harness import provenance
 from harness.data.format import TrainGroup, passage_text, read_corpus, read_queries, read_train_groups
 from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
-from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
+from harness.io import atomic_dir, atomic_path, iter_jsonl, write_json, write_jsonl
 from harness.losses import REGISTRY, get_loss
 from harness.models import BiEncoder, load_model
 
@@ -369,19 +369,15 @@ class Trainer:
                 "final_loss": self.log[-1]["loss"] if self.log else None}
 
     def save(self, summary: dict[str, Any]) -> None:
-        """Write the checkpoint folder atomically (built beside ``out``, then renamed)."""
-        out = Path(self.args.out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        """Write the checkpoint folder with :func:`harness.io.atomic_dir`."""
         loss_config = {"name": self.args.loss, "params": self.loss_fn.get_config_dict()}
-        self.model.save(tmp, extra={"loss": loss_config, "train_args": self.args.to_dict()})
-        write_jsonl(tmp / "train_log.jsonl", self.log)
-        write_json(tmp / "train_summary.json", {
-            **summary, "loss": loss_config, "seed": self.args.seed,
-            **provenance.record(summary["wall_time_s"]),
-        })
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        with atomic_dir(self.args.out) as tmp:
+            self.model.save(tmp, extra={"loss": loss_config, "train_args": self.args.to_dict()})
+            write_jsonl(tmp / "train_log.jsonl", self.log)
+            write_json(tmp / "train_summary.json", {
+                **summary, "loss": loss_config, "seed": self.args.seed,
+                **provenance.record(summary["wall_time_s"]),
+            })
         if self._resume_file() is not None:
             shutil.rmtree(self.args.resume_dir, ignore_errors=True)
 

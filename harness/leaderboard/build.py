@@ -12,8 +12,8 @@ Jinja2 templates (autoescape on) and writes::
     static/                    stylesheet, script, icon: no network is needed to view the site
 
 Every link is relative, so the site works from ``file://`` and from any static server. The site
-is built in a temporary folder next to ``out`` and renamed onto it, so a failed build leaves the
-previous site (or none) rather than half of a new one.
+is built with :func:`harness.io.atomic_dir`, so a failed build leaves the previous site (or none)
+rather than half of a new one.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ import hashlib
 import inspect
 import io
 import json
-import os
 import re
 import shutil
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from harness.io import atomic_dir
 from harness.leaderboard import plots
 from harness.leaderboard.collect import CompareFile, Results, Run, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
@@ -299,17 +298,7 @@ def _render_into(results: Path, site: Path, title: str) -> Path:
 
 def build_site(results: Path, out: Path, *, title: str = "lossboard") -> Path:
     """Build the site for ``results`` into ``out`` (replaced whole) and return ``out/index.html``."""
-    results, out = Path(results), Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old = tmp.with_suffix(".old")
-    try:
-        _render_into(results, tmp, title)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        _render_into(Path(results), tmp, title)
     return out / "index.html"
