@@ -32,7 +32,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,13 @@ class TrainArgs:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
+
+
+# The fields that name the run (set by the grid); the others are the hyper-parameters a config's
+# train set gives (``harness train --options``).
+RUN_FIELDS = ("model", "dataset", "loss", "out", "loss_params", "model_settings", "seed", "teacher", "groups",
+              "leakage_eval", "resume_dir")
+OPTIONS = tuple(f.name for f in fields(TrainArgs) if f.name not in RUN_FIELDS)
 
 
 @dataclass

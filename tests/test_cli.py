@@ -63,7 +63,7 @@ def test_unknown_loss_is_a_config_error(tiny_dataset: Path, tmp_path: Path) -> N
                                              (["Banking77Classification"], "not retrieval tasks")])
 def test_mteb_task_names_are_checked_before_any_download(tmp_path: Path, tasks: list[str], message: str) -> None:
     from harness.errors import ConfigError
-    from harness.mteb_eval import hub_tasks
+    from harness.stages.mteb import hub_tasks
 
     with pytest.raises(ConfigError, match=message):
         hub_tasks(tasks)

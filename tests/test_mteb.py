@@ -9,8 +9,8 @@ import pytest
 
 from harness.data.prepare import prepare
 from harness.errors import DataError
-from harness.evaluate import evaluate
-from harness.mteb_eval import local_task, run_mteb
+from harness.stages.evaluate import evaluate
+from harness.stages.mteb import local_task, run_mteb
 
 # MiniLM (a random model scores every passage alike, so float noise reorders it) with prefixes,
 # [CLS] pooling and dot product: settings MTEB only reproduces if they travel with the model.
