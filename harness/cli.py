@@ -82,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--num-shards", type=int, default=1)
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
-    s.add_argument("--dtype", choices=["float16", "float32"], help="storage type (default: harness.retrieval.DTYPE)")
+    s.add_argument("--dtype", help="storage type: float16 or float32 (default: harness.retrieval.DTYPE)")
     s.add_argument("--out", required=True)
 
     s = sub.add_parser("evaluate", help="search a dataset split and compute its metrics")

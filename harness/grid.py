@@ -34,6 +34,7 @@ from harness.errors import ConfigError
 
 ZERO_SHOT = "zero-shot"
 MINERS = ("given", "bm25")
+MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine stage; the rest are training options
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ class Grid:
 
     def train_options(self, train: str) -> dict[str, Any]:
         """The hyper-parameters handed to ``harness train`` (the miner's settings stay here)."""
-        return {k: v for k, v in self.train_sets[train].items() if k not in ("miner", "mined_negatives")}
+        return {k: v for k, v in self.train_sets[train].items() if k not in MINER_KEYS}
 
     def compare(self, model: str, train: str, eval_set: str) -> str:
         return f"{self.results}/compare/{model}/{train}/{eval_set}.json"
