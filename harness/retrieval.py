@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from harness.data.format import count_passages, passage_text, read_corpus
 from harness.errors import ConfigError, DataError
+from harness.grid import PATHS
 from harness.io import atomic_path, iter_lines, read_json, write_json
 
 ENCODE_BLOCK = 4096  # passages per encoding block; shard boundaries fall on block boundaries
@@ -71,7 +72,7 @@ def shard_bounds(n_docs: int, shard: int, num_shards: int, block: int = ENCODE_B
 
 def shard_path(out_dir: Path, shard: int, num_shards: int) -> Path:
     """``out_dir/shard-SSS-of-NNN.npy``; its ids are in the same name with ``.ids.json``."""
-    return Path(out_dir) / f"shard-{shard:03d}-of-{num_shards:03d}.npy"
+    return Path(out_dir) / PATHS["shard"].format(shard=shard, shards=num_shards)
 
 
 def _ids_path(npy: Path) -> Path:

@@ -14,6 +14,7 @@ validate(config, schema="../config/config.schema.yaml", set_default=True)
 check(config)
 GRID = Grid(config)
 R = GRID.results
+DATA = GRID.pattern("data")
 SITE = config["site"]
 
 RESOURCE_DEFAULTS = {
@@ -53,7 +54,7 @@ def model_settings(model):
 def teacher_scores(w):
     if not GRID.needs_teacher(w.loss):
         return []
-    return [f"{R}/teacher/{w.train}/{GRID.teacher_name()}.jsonl"]
+    return [GRID.teacher(w.train)]
 
 
 def model_of(w):

@@ -8,8 +8,8 @@ rule site:
     output:
         f"{SITE}/index.html",
     params:
-        results=lambda w, input: input[0].split("/compare/")[0],
-        site=lambda w, output: os.path.dirname(output[0]),
+        results=R,
+        site=SITE,
     log:
         f"{R}/logs/site.log",
     shell:

@@ -3,12 +3,12 @@
 
 rule train:
     input:
-        meta=f"{R}/data/{{train}}/meta.json",
+        meta=f"{GRID.pattern('data', dataset='{train}')}/meta.json",
         groups=lambda w: GRID.mined(w.train),
         teacher=teacher_scores,
         eval_sets=lambda w: GRID.eval_metas(),
     output:
-        checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
+        checkpoint=directory(GRID.pattern("checkpoint")),
     wildcard_constraints:
         train="|".join(GRID.train_sets),
         loss="|".join(re.escape(k) for k in GRID.losses),
@@ -22,7 +22,7 @@ rule train:
         folder=lambda w: GRID.data(w.train),
         groups=lambda w, input: f"--groups {input.groups}" if input.groups else "",
         teacher=lambda w, input: f"--teacher {input.teacher}" if input.teacher else "",
-        resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
+        resume=lambda w: GRID.pattern("resume", model=w.model, train=w.train, loss=w.loss, seed=w.seed),
     threads: res("train", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import DataError
+from harness.grid import PATHS
 from harness.io import iter_jsonl, read_json
 
 
@@ -236,7 +237,8 @@ def read_run(folder: Path, results: Path) -> Run:
         if log_path.is_file():
             log = [obj for _, obj in iter_jsonl(log_path)]
     key = record["run"]
-    mteb_path = results / "mteb" / str(key["model"]) / str(key["train"]) / str(key["loss"]) / f"seed{key['seed']}.json"
+    mteb_path = Path(PATHS["mteb"].format(results=results, model=key["model"], train=key["train"], loss=key["loss"],
+                                          seed=key["seed"]))
     mteb = read_json(mteb_path) if mteb_path.is_file() else None
     if mteb is not None:
         _field(mteb, "scores", mteb_path)
