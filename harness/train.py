@@ -376,10 +376,11 @@ class Trainer:
                 "final_loss": self.log[-1]["loss"] if self.log else None}
 
     def save(self, summary: dict[str, Any]) -> None:
-        """Write the checkpoint folder with :func:`harness.io.atomic_dir`."""
+        """Write the checkpoint folder with :func:`harness.io.atomic_dir`; its ``lossboard.json``
+        describes the loss as the code of this run had it (:meth:`~harness.losses.base.Loss.card`)."""
         loss_config = {"name": self.args.loss, "params": self.loss_fn.get_config_dict()}
         with atomic_dir(self.args.out) as tmp:
-            self.model.save(tmp, extra={"loss": loss_config, "train_args": self.args.to_dict()})
+            self.model.save(tmp, extra={"loss": {**loss_config, **self.loss_fn.card()}, "train_args": self.args.to_dict()})
             write_jsonl(tmp / "train_log.jsonl", self.log)
             write_json(tmp / "train_summary.json", {
                 **summary, "loss": loss_config, "seed": self.args.seed,

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness.errors import TrainingError
-from harness.losses import get_loss
+from harness.losses import REGISTRY, get_loss
 from harness.models.registry import build_tiny, load_model
 from harness.models.biencoder import EncoderSettings
 from harness.train import BatchBuilder, TrainArgs, Trainer, loss_step, train
@@ -47,6 +47,9 @@ def test_checkpoint_loads_in_sentence_transformers(tiny_dataset: Path, tmp_path:
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 4 and summary["loss"]["name"] == "infonce"
     assert summary["loss"]["params"]["temperature"] == 0.05
+    card = json.loads((out / "lossboard.json").read_text())["loss"]  # what the site shows of the loss
+    assert card == {**summary["loss"], **REGISTRY["infonce"].card()}
+    assert card["doc"].startswith("InfoNCE with in-batch") and card["citation"].startswith("@")
 
     ours = load_model(str(out))
     assert ours.settings.max_passage_length == 24  # read back from lossboard.json, not passed again

@@ -7,7 +7,7 @@ Jinja2 templates (autoescape on) and writes::
     datasets/<slug>.html       every metric of every row, the significance table, CI plots
     runs/<slug>.html           config, reproduce command, provenance, training curve, score histogram
     runs/<slug>.run.trec.gz    the run file, gzipped;  runs/<slug>.metrics.json  its metrics
-    runs.html, losses.html     every run; every loss of ``harness.losses.REGISTRY``
+    runs.html, losses.html     every run; every loss the runs were trained with, as their checkpoints describe it
     leaderboard.json/.csv/.tex every number on the site; the main tables in LaTeX
     static/                    stylesheet, script, icon: no network is needed to view the site
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import inspect
 import io
 import json
 import re
@@ -114,15 +113,6 @@ def _environment(latex: bool = False) -> jinja2.Environment:
     return env
 
 
-def load_registry() -> tuple[dict[str, type], str | None]:
-    """``harness.losses.REGISTRY`` and ``None``, or an empty registry and why it could not be imported."""
-    try:
-        from harness.losses import REGISTRY
-    except ImportError as exc:
-        return {}, f"{type(exc).__name__}: {exc}"
-    return dict(REGISTRY), None
-
-
 SECTION = re.compile(r"^([A-Z][A-Za-z ]*):$")
 CODE_SECTIONS = {"Example", "Examples"}
 
@@ -196,11 +186,8 @@ def breakable(text: str) -> markupsafe.Markup:
     return markupsafe.Markup(re.sub(r"([.=,_])", r"\1<wbr>", str(markupsafe.escape(text))))
 
 
-def _loss_entries(registry: dict[str, type]) -> list[dict[str, Any]]:
-    return [{"name": name, "doc": doc_sections(inspect.cleandoc(cls.__doc__ or "")),
-             "paper": getattr(cls, "paper", None),
-             "citation": getattr(cls, "citation", None), "needs_teacher": bool(getattr(cls, "needs_teacher", False)),
-             "defaults": cls.defaults()} for name, cls in registry.items()]
+def _loss_entries(cards: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**card, "name": name, "doc": doc_sections(card["doc"])} for name, card in cards.items()]
 
 
 SIMILARITY_LABELS = {"cosine": "cosine similarity", "dot": "dot product"}
@@ -260,7 +247,7 @@ def _csv_text(all_boards: list[Board]) -> str:
 def _render_into(results: Path, site: Path, title: str) -> Path:
     data: Results = read_results(results)
     all_boards = boards(data)
-    registry, registry_error = load_registry()
+    registry = data.losses
     env, tex = _environment(), _environment(latex=True)
     run_compares: dict[str, list[CompareFile]] = {}
     for cf in data.compares:
@@ -288,7 +275,7 @@ def _render_into(results: Path, site: Path, title: str) -> Path:
         page(f"{run_stem(run.path)}.html", "run.html.j2", run=run, links=links, charts=_run_plots(run),
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
-    page("losses.html", "losses.html.j2", losses=_loss_entries(registry), registry_error=registry_error)
+    page("losses.html", "losses.html.j2", losses=_loss_entries(registry))
     _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title))
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
     (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
