@@ -10,7 +10,7 @@ rule compare:
         rows=lambda w: arg(compare_rows(w)),
         options=arg(config["compare"]),
         baseline=config["baseline"],
-        results=R,
+        results=lambda w: R,  # the results folder itself: run paths are recorded relative to it
     log:
         f"{R}/logs/compare/{{model}}/{{train}}/{{eval}}.log",
     shell:

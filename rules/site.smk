@@ -8,8 +8,8 @@ rule site:
     output:
         f"{SITE}/index.html",
     params:
-        results=R,
-        site=SITE,
+        results=lambda w: R,  # the results folder itself: the site reads runs and checkpoints beyond the inputs
+        site=lambda w, output: os.path.dirname(output[0]),
     log:
         f"{R}/logs/site.log",
     shell:

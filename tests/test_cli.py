@@ -16,6 +16,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*HARNESS, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_evaluate_a_raw_beir_folder(tiny_dataset: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -39,6 +40,7 @@ def test_prepare_converts_a_raw_beir_folder(tiny_dataset: Path, tmp_path: Path) 
     assert meta["counts"]["docs"] == 48 and "corpus.jsonl" in meta["sha256"]
 
 
+@pytest.mark.slow
 def test_bad_qrels_line_names_file_line_and_field(tiny_dataset: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     (raw / "qrels").mkdir(parents=True)
@@ -52,6 +54,7 @@ def test_bad_qrels_line_names_file_line_and_field(tiny_dataset: Path, tmp_path: 
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_unknown_loss_is_a_config_error(tiny_dataset: Path, tmp_path: Path) -> None:
     proc = run("train", "--model", "tiny", "--dataset", str(tiny_dataset), "--loss", "softmax_v2",
                "--out", str(tmp_path / "ckpt"))

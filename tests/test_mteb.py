@@ -26,6 +26,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_mteb_ndcg_equals_the_harness_on_the_same_split(dataset: Path, tmp_path: Path) -> None:
     ours = evaluate("minilm", dataset, "test", tmp_path / "ours", settings=SETTINGS)["metrics"]["ndcg@10"]
     record = run_mteb("minilm", [local_task(dataset, "test", name="gen-test")], tmp_path / "mteb.json", SETTINGS)
@@ -36,6 +37,7 @@ def test_mteb_ndcg_equals_the_harness_on_the_same_split(dataset: Path, tmp_path:
     assert json.loads((tmp_path / "mteb.json").read_text())["scores"] == record["scores"]
 
 
+@pytest.mark.slow
 def test_mteb_prefixes_matter(dataset: Path, tmp_path: Path) -> None:
     plain = {**SETTINGS, "query_prefix": "", "passage_prefix": ""}
     with_prefix = run_mteb("minilm", [local_task(dataset, "test", name="a")], tmp_path / "a.json", SETTINGS)

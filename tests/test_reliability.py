@@ -42,6 +42,7 @@ def reference(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
+@pytest.mark.slow
 def test_evaluate_twice_gives_identical_numbers_and_run_files(tiny_dataset: Path, reference: Path,
                                                               tmp_path: Path) -> None:
     subprocess.run(_evaluate(tiny_dataset, tmp_path), check=True, capture_output=True)
@@ -50,6 +51,7 @@ def test_evaluate_twice_gives_identical_numbers_and_run_files(tiny_dataset: Path
     assert _metric_values(tmp_path) == _metric_values(reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [1.5, 3.0, 4.5])
 def test_sigkill_leaves_complete_outputs_or_none(tiny_dataset: Path, reference: Path, tmp_path: Path,
                                                  delay: float) -> None:
@@ -70,6 +72,7 @@ def test_sigkill_leaves_complete_outputs_or_none(tiny_dataset: Path, reference: 
     assert _metric_values(tmp_path) == _metric_values(reference)
 
 
+@pytest.mark.slow
 def test_sigkilled_training_reruns_to_the_uninterrupted_model(tiny_dataset: Path, tmp_path: Path) -> None:
     from safetensors.numpy import load_file
 

@@ -123,6 +123,7 @@ def test_non_finite_loss_names_the_step(tiny_dataset: Path, tmp_path: Path) -> N
         trainer.train()
 
 
+@pytest.mark.slow
 def test_sigterm_then_rerun_resumes_and_matches_uninterrupted(tiny_dataset: Path, tmp_path: Path) -> None:
     steps = 40
     reference = _weights(train(_args(tiny_dataset, tmp_path / "ref", max_steps=steps, batch_size=4, epochs=5,

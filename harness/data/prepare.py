@@ -1,9 +1,10 @@
-"""The ``prepare`` stage: convert a dataset source into the on-disk format of :mod:`harness.data.format`.
+"""Convert a dataset source into the on-disk format of :mod:`harness.data.format` (what the
+``prepare`` stage, :mod:`harness.stages.prepare`, runs).
 
 Each source is a function ``source(out, **options) -> (source record, warnings)`` that writes the
 dataset files into ``out``; :func:`prepare` checks the options against the function's signature,
-builds the folder with :func:`harness.io.atomic_dir`, so an interrupted run leaves either the
-complete folder or the previous one.
+builds the folder with :func:`harness.io.atomic_dir` and writes ``meta.json`` into it, so an
+interrupted run leaves either the complete folder or the previous one.
 """
 
 from __future__ import annotations
