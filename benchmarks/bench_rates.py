@@ -82,7 +82,7 @@ from machine import cpu_model, device_name, device_slug  # noqa: E402
 from harness.data.format import count_passages, passage_text, read_corpus, write_corpus  # noqa: E402
 from harness.data.generated import generate  # noqa: E402
 from harness.errors import ConfigError, HarnessError  # noqa: E402
-from harness.evaluate import TOP_K  # noqa: E402
+from harness.stages.evaluate import TOP_K  # noqa: E402
 from harness.io import write_json  # noqa: E402
 from harness.models.biencoder import BiEncoder, EncoderSettings  # noqa: E402
 from harness.models.registry import build_tiny, load_model, packaged_minilm_path  # noqa: E402

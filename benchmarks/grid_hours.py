@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.errors import ConfigError, DataError, HarnessError  # noqa: E402
-from harness.evaluate import TOP_K  # noqa: E402
 from harness.grid import ZERO_SHOT, Grid, check, load_yaml, total_steps  # noqa: E402
+from harness.stages.evaluate import TOP_K  # noqa: E402
 
 SCHEMA = ROOT / "config" / "config.schema.yaml"
 PAPER = ROOT / "config" / "paper.yaml"

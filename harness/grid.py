@@ -2,8 +2,11 @@
 
 The Snakefile reads the config, validates it with the JSON schema (``config/config.schema.yaml``,
 defaults filled in) and then with :func:`check`, which knows what a schema cannot: that a loss,
-a metric family or a dataset a grid entry names exists. Every path of the results tree is built
-here, once, so the rules, the tests and the site agree on it.
+a metric family or a dataset a grid entry names exists. Every path of the results tree is written
+here, once, in :data:`PATHS`: the rules take their input and output patterns from
+:meth:`Grid.pattern`, the grid's own methods and the readers (shard names in
+:mod:`harness.retrieval`, MTEB scores in :mod:`harness.leaderboard.collect`) format the same
+templates, so the rules, the tests and the site agree on it.
 
 Results tree (relative to ``results``)::
 
@@ -12,6 +15,7 @@ Results tree (relative to ``results``)::
     teacher/<dataset>/<teacher>.jsonl               teacher scores for listwise distillation
     loss-checks/<loss>.json                         contract report of a loss named by module:Class
     checkpoints/<model>/<train>/<loss>/seed<s>/     trained model (sentence-transformers folder)
+    resume/<model>/<train>/<loss>/seed<s>/          resume checkpoints of a training job
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
@@ -37,6 +41,33 @@ from harness.io import read_json
 
 ZERO_SHOT = "zero-shot"
 MINERS = ("given", "bm25")
+MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine stage; the rest are training options
+
+PATHS = {
+    "data": "{results}/data/{dataset}",
+    "mined": "{results}/mined/{dataset}/{miner}.jsonl",
+    "teacher": "{results}/teacher/{dataset}/{teacher}.jsonl",
+    "loss_check": "{results}/loss-checks/{loss}.json",
+    "checkpoint": "{results}/checkpoints/{model}/{train}/{loss}/seed{seed}",
+    "resume": "{results}/resume/{model}/{train}/{loss}/seed{seed}",
+    "embeddings": "{results}/embeddings/{model}/{train}/{loss}/seed{seed}/{corpus}",
+    "shard": "shard-{shard:03d}-of-{shards:03d}.npy",  # a file of an embeddings folder
+    "run": "{results}/runs/{model}/{train}/{loss}/seed{seed}/{eval}",
+    "compare": "{results}/compare/{model}/{train}/{eval}.json",
+    "mteb": "{results}/mteb/{model}/{train}/{loss}/seed{seed}.json",
+}
+
+
+class _Wildcard(str):
+    """A field left for Snakemake: ``{name}`` whatever the format spec (``{shard:03d}`` -> ``{shard}``)."""
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+
+class _Wildcards(dict[str, Any]):
+    def __missing__(self, key: str) -> _Wildcard:
+        return _Wildcard("{" + key + "}")
 
 
 @dataclass(frozen=True)
@@ -269,6 +300,11 @@ class Grid:
         }
 
     # -- paths ----------------------------------------------------------------------------------
+    def pattern(self, name: str, **values: Any) -> str:
+        """The path template ``PATHS[name]`` under this grid's results folder, the fields given in
+        ``values`` filled in and the others left as Snakemake wildcards (``{model}``)."""
+        return PATHS[name].format_map(_Wildcards(results=self.results, **values))
+
     def check_inside(self) -> None:
         """Refuse a grid with an output path outside the results folder."""
         root = os.path.normpath(self.results)
@@ -277,33 +313,33 @@ class Grid:
                 raise ConfigError(f"output path {path!r} leaves the results folder {self.results!r}")
 
     def data(self, dataset: str) -> str:
-        return f"{self.results}/data/{dataset}"
+        return self.pattern("data", dataset=dataset)
 
     def loss_check(self, loss: str) -> list[str]:
         """The contract report a row's training waits for: [] for a registered loss, which the
         test suite checks; one report per row of a loss named by ``module:Class``."""
         from harness.losses import REGISTRY
 
-        return [] if self.losses[loss].name in REGISTRY else [f"{self.results}/loss-checks/{loss}.json"]
+        return [] if self.losses[loss].name in REGISTRY else [self.pattern("loss_check", loss=loss)]
 
     def checkpoint(self, model: str, train: str, loss: str, seed: int | str) -> str:
-        return f"{self.results}/checkpoints/{model}/{train}/{loss}/seed{seed}"
+        return self.pattern("checkpoint", model=model, train=train, loss=loss, seed=seed)
 
     def run(self, model: str, train: str, loss: str, seed: int | str, eval_set: str) -> str:
-        return f"{self.results}/runs/{model}/{train}/{loss}/seed{seed}/{eval_set}"
+        return self.pattern("run", model=model, train=train, loss=loss, seed=seed, eval=eval_set)
 
     def shards_of(self, corpus: str) -> int:
         return int(self.datasets[corpus].get("shards", self.config["encode"]["shards"]))
 
     def shard_files(self, model: str, train: str, loss: str, seed: int | str, corpus: str) -> list[str]:
-        base = f"{self.results}/embeddings/{model}/{train}/{loss}/seed{seed}/{corpus}"
+        base = self.pattern("embeddings", model=model, train=train, loss=loss, seed=seed, corpus=corpus)
         n = self.shards_of(corpus)
-        return [f"{base}/shard-{i:03d}-of-{n:03d}.npy" for i in range(n)]
+        return [f"{base}/{PATHS['shard'].format(shard=i, shards=n)}" for i in range(n)]
 
     def mined(self, train: str) -> list[str]:
         """The mined training groups of a train set ([] when it trains on its own hard negatives)."""
         miner = self.train_sets[train]["miner"]
-        return [] if miner == "given" else [f"{self.results}/mined/{train}/{miner}.jsonl"]
+        return [] if miner == "given" else [self.pattern("mined", dataset=train, miner=miner)]
 
     def dense_miner(self, train: str) -> str | None:
         """The model whose zero-shot top results give a train set its hard negatives, if any."""
@@ -321,10 +357,14 @@ class Grid:
 
     def train_options(self, train: str) -> dict[str, Any]:
         """The hyper-parameters handed to ``harness train`` (the miner's settings stay here)."""
-        return {k: v for k, v in self.train_sets[train].items() if k not in ("miner", "mined_negatives")}
+        return {k: v for k, v in self.train_sets[train].items() if k not in MINER_KEYS}
+
+    def teacher(self, train: str) -> str:
+        """The teacher scores of a train set's groups."""
+        return self.pattern("teacher", dataset=train, teacher=self.teacher_name())
 
     def compare(self, model: str, train: str, eval_set: str) -> str:
-        return f"{self.results}/compare/{model}/{train}/{eval_set}.json"
+        return self.pattern("compare", model=model, train=train, eval=eval_set)
 
     def rows(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
         """Every row of one comparison table -> its run folders (one per seed)."""
@@ -337,7 +377,7 @@ class Grid:
         return [self.compare(m, t, e) for m in self.models for t in self.train_sets for e in self.eval_sets]
 
     def mteb(self, model: str, train: str, loss: str, seed: int | str) -> str:
-        return f"{self.results}/mteb/{model}/{train}/{loss}/seed{seed}.json"
+        return self.pattern("mteb", model=model, train=train, loss=loss, seed=seed)
 
     def all_mteb(self) -> list[str]:
         """MTEB's scores for every trained and zero-shot model ([] unless the config asks for them)."""

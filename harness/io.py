@@ -1,9 +1,12 @@
-"""Atomic file output and strict JSON Lines input.
+"""Atomic file and folder output and strict JSON Lines input.
 
 Every file the harness writes goes through :func:`atomic_write` (or :func:`atomic_path`): the
 content is written to a temporary name in the same folder and renamed into place, so a job
-killed at any point leaves either the complete file or none. What such a job leaves behind, its
-temporary copy, is removed by the next run (:func:`remove_stale_temps`, under :func:`claim_workdir`).
+killed at any point leaves either the complete file or none. Every folder a stage writes goes
+through :func:`atomic_dir`, which never removes the old folder before the new one is in place.
+Temporary names start with ``.`` and end in ``.tmp`` (files, new folders) or ``.old`` (a replaced
+folder awaiting deletion). What a killed job leaves behind is put back or removed by the next run
+(:func:`remove_stale_temps`, under :func:`claim_workdir`).
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ TEMP_NAME = re.compile(r"\..+\.(tmp|old)")
 def remove_stale_temps(target: str | Path) -> list[Path]:
     """Remove what killed jobs left of ``target``'s temporary copies: entries named ``.<name>.tmp``,
     ``.<name>.<random>.tmp`` or ``.<name>.<random>.old`` beside ``target`` and, for a folder, anywhere
-    inside it. Call it only while no job can be writing (see :func:`claim_workdir`); returns what went."""
+    inside it; the folder an ``.old`` copy saved is first put back if its place is empty (an
+    :func:`atomic_dir` killed between its renames). Call it only while no job can be writing (see
+    :func:`claim_workdir`); returns what went."""
     target = Path(target)
     found = [p for p in target.parent.glob(f".{glob.escape(target.name)}.*") if TEMP_NAME.fullmatch(p.name)]
     if target.is_dir():
@@ -55,6 +60,8 @@ def remove_stale_temps(target: str | Path) -> list[Path]:
                   if TEMP_NAME.fullmatch(name)]
     for path in found:
         if path.is_dir():
+            if path.name.endswith(".old"):  # an atomic_dir killed between its renames: put the old copy back
+                _restore(path)
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
@@ -78,6 +85,52 @@ def claim_workdir(workdir: str | Path = ".") -> IO[str] | None:
     for lock in (folder / "locks").glob("*.lock"):
         lock.unlink(missing_ok=True)
     return fh
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a new empty folder next to ``target``; when the block succeeds it replaces ``target``.
+
+    The steps: the old ``target`` (if any) is renamed to ``.<name>.<random>.old``, the new folder
+    is renamed to ``target``, then the old one is deleted. Killed between the two renames, the old
+    copy survives under its ``.old`` name; the next call puts it back if ``target`` is missing and
+    deletes any leftover ``.old`` and ``.tmp`` folders of ``target``. A failed block leaves
+    ``target`` untouched. The new folder gets mode 0o755.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
+    new = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield new
+        os.chmod(new, 0o755)  # mkdtemp's 0o700 would hide a published folder (the site) from others
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(new, target)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+def _restore(old: Path) -> None:
+    """Put the folder saved in an :func:`atomic_dir` ``.old`` folder back where it was, if that place is empty."""
+    for saved in old.iterdir():
+        if not (old.parent / saved.name).exists():
+            os.replace(saved, old.parent / saved.name)
+
+
+def _recover(target: Path) -> None:
+    """Undo what an :func:`atomic_dir` killed between its renames left: restore the old copy of a
+    missing ``target``, then delete the leftover temporary folders."""
+    olds = sorted(target.parent.glob(f".{glob.escape(target.name)}.*.old"))
+    for old in olds:
+        _restore(old)
+    for leftover in [*olds, *target.parent.glob(f".{glob.escape(target.name)}.*.tmp")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def atomic_write(path: str | Path, text: str) -> None:

@@ -1,7 +1,7 @@
 """Dense retrieval in three file-separated steps: encode → search → TREC run (after Tevatron).
 
 1. :func:`encode_corpus_shard` encodes one contiguous shard of the corpus (in its file order)
-   and writes ``shard-SSS-of-NNN.npy`` (float16 by default) and ``shard-SSS-of-NNN.ids.json``,
+   and writes ``shard-SSS-of-NNN.npy`` (float32 by default) and ``shard-SSS-of-NNN.ids.json``,
    so shards run as parallel jobs; :func:`load_corpus_embeddings` gathers them (memory-mapped).
 2. :class:`FlatIPSearcher` finds the top k passages per query by inner product,
    s(q, d) = ⟨e(q), e(d)⟩ (the cosine when the encoder normalises), exactly with faiss'
@@ -40,10 +40,12 @@ from tqdm.auto import tqdm
 
 from harness.data.format import count_passages, passage_text, read_corpus
 from harness.errors import ConfigError, DataError
+from harness.grid import PATHS
 from harness.io import atomic_path, iter_lines, read_json, write_json
 
 ENCODE_BLOCK = 4096  # passages per encoding block; shard boundaries fall on block boundaries
 DTYPES = {"float16": np.float16, "float32": np.float32}
+DTYPE = "float32"  # the default storage type of corpus embeddings (the config schema's encode.dtype)
 # Passages per BLAS block in faiss' exhaustive search. faiss' default (1024) made 1,000 queries
 # over 100k × 384 vectors about 3× slower on 2 cores than 16384 (benchmarks/bench_search.py);
 # the block costs 4096 queries × 16384 × 4 bytes = 256 MiB of scratch memory.
@@ -70,7 +72,7 @@ def shard_bounds(n_docs: int, shard: int, num_shards: int, block: int = ENCODE_B
 
 def shard_path(out_dir: Path, shard: int, num_shards: int) -> Path:
     """``out_dir/shard-SSS-of-NNN.npy``; its ids are in the same name with ``.ids.json``."""
-    return Path(out_dir) / f"shard-{shard:03d}-of-{num_shards:03d}.npy"
+    return Path(out_dir) / PATHS["shard"].format(shard=shard, shards=num_shards)
 
 
 def _ids_path(npy: Path) -> Path:
@@ -78,7 +80,7 @@ def _ids_path(npy: Path) -> Path:
 
 
 def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, out_dir: Path, shard: int = 0,
-                        num_shards: int = 1, batch_size: int = 64, dtype: str = "float16",
+                        num_shards: int = 1, batch_size: int = 64, dtype: str = DTYPE,
                         progress: bool = True, block: int = ENCODE_BLOCK, bf16: bool = False) -> None:
     """Encode shard ``shard`` of ``corpus`` (dict order = file order) with ``model.encode``.
 

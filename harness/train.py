@@ -32,7 +32,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from harness.data.format import TrainGroup, passage_text, read_corpus, read_quer
 from harness.data.leakage import guard
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.grid import total_steps
-from harness.io import atomic_path, iter_jsonl, write_json, write_jsonl
+from harness.io import atomic_dir, atomic_path, iter_jsonl, write_json, write_jsonl
 from harness.losses import get_loss, loss_source, resolve_loss
 from harness.models import BiEncoder, load_model
 
@@ -85,6 +85,13 @@ class TrainArgs:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
+
+
+# The fields that name the run (set by the grid); the others are the hyper-parameters a config's
+# train set gives (``harness train --options``).
+RUN_FIELDS = ("model", "dataset", "loss", "out", "loss_params", "model_settings", "seed", "teacher", "groups",
+              "leakage_eval", "resume_dir", "loss_check")
+OPTIONS = tuple(f.name for f in fields(TrainArgs) if f.name not in RUN_FIELDS)
 
 
 @dataclass
@@ -377,22 +384,20 @@ class Trainer:
                 "final_loss": self.log[-1]["loss"] if self.log else None}
 
     def save(self, summary: dict[str, Any]) -> None:
-        """Write the checkpoint folder atomically (built beside ``out``, then renamed)."""
-        out = Path(self.args.out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        """Write the checkpoint folder with :func:`harness.io.atomic_dir`; its ``lossboard.json``
+        describes the loss as the code of this run had it (:meth:`~harness.losses.base.Loss.card`) and
+        names its source (module:Class, file, sha256), beside the loss's contract report if it has one."""
         loss_config = {"name": self.args.loss, "params": self.loss_fn.get_config_dict(),
                        "source": self.loss_source}
-        self.model.save(tmp, extra={"loss": loss_config, "train_args": self.args.to_dict()})
-        if self.args.loss_check is not None:
-            shutil.copyfile(self.args.loss_check, tmp / LOSS_CHECK_FILE)
-        write_jsonl(tmp / "train_log.jsonl", self.log)
-        write_json(tmp / "train_summary.json", {
-            **summary, "loss": loss_config, "seed": self.args.seed,
-            **provenance.record(summary["wall_time_s"]),
-        })
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        with atomic_dir(self.args.out) as tmp:
+            self.model.save(tmp, extra={"loss": {**loss_config, **self.loss_fn.card()}, "train_args": self.args.to_dict()})
+            if self.args.loss_check is not None:
+                shutil.copyfile(self.args.loss_check, tmp / LOSS_CHECK_FILE)
+            write_jsonl(tmp / "train_log.jsonl", self.log)
+            write_json(tmp / "train_summary.json", {
+                **summary, "loss": loss_config, "seed": self.args.seed,
+                **provenance.record(summary["wall_time_s"]),
+            })
         if self._resume_file() is not None:
             shutil.rmtree(self.args.resume_dir, ignore_errors=True)
 

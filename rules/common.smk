@@ -18,6 +18,7 @@ if config.get("references"):  # a file of the workflow, like the schema: relativ
 check(config)
 GRID = Grid(config)
 R = GRID.results
+DATA = GRID.pattern("data")
 SITE = config["site"]
 
 # A run that finds no other live run (a killed one leaves Snakemake's locks and its jobs' temp
@@ -70,7 +71,7 @@ def model_settings(model):
 def teacher_scores(w):
     if not GRID.needs_teacher(w.loss):
         return []
-    return [f"{R}/teacher/{w.train}/{GRID.teacher_name()}.jsonl"]
+    return [GRID.teacher(w.train)]
 
 
 def model_of(w):

@@ -5,12 +5,12 @@ rule compare:
     input:
         lambda w: [f"{run}/metrics.json" for runs in compare_rows(w).values() for run in runs],
     output:
-        f"{R}/compare/{{model}}/{{train}}/{{eval}}.json",
+        GRID.pattern("compare"),
     params:
         rows=lambda w: arg(compare_rows(w)),
         options=arg(config["compare"]),
         baseline=config["baseline"],
-        results=lambda w, input: input[0].split("/runs/")[0],
+        results=lambda w: R,  # the results folder itself: run paths are recorded relative to it
     log:
         f"{R}/logs/compare/{{model}}/{{train}}/{{eval}}.log",
     shell:

@@ -3,7 +3,7 @@
 
 rule prepare:
     output:
-        meta=f"{R}/data/{{dataset}}/meta.json",
+        meta=f"{DATA}/meta.json",
     params:
         source=lambda w: GRID.datasets[w.dataset]["source"],
         options=lambda w: arg(GRID.datasets[w.dataset]["options"]),
@@ -18,10 +18,10 @@ rule prepare:
 
 rule teacher:
     input:
-        meta=f"{R}/data/{{dataset}}/meta.json",
+        meta=f"{DATA}/meta.json",
         groups=lambda w: GRID.mined(w.dataset),
     output:
-        scores=f"{R}/teacher/{{dataset}}/{{teacher}}.jsonl",
+        scores=GRID.pattern("teacher"),
     params:
         kind=config["teacher"]["kind"],
         model=lambda w: (
@@ -53,10 +53,10 @@ rule teacher:
 
 rule mine:
     input:
-        meta=f"{R}/data/{{dataset}}/meta.json",
+        meta=f"{DATA}/meta.json",
         shards=lambda w: GRID.miner_shards(w.dataset),
     output:
-        groups=f"{R}/mined/{{dataset}}/{{miner}}.jsonl",
+        groups=GRID.pattern("mined"),
     params:
         folder=lambda w: GRID.data(w.dataset),
         negatives=lambda w: GRID.train_sets[w.dataset]["mined_negatives"],

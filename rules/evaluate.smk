@@ -3,10 +3,10 @@
 
 rule encode:
     input:
-        meta=f"{R}/data/{{corpus}}/meta.json",
+        meta=f"{GRID.pattern('data', dataset='{corpus}')}/meta.json",
         model=model_input,
     output:
-        shard=f"{R}/embeddings/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{corpus}}/shard-{{shard}}-of-{{shards}}.npy",
+        shard=f"{GRID.pattern('embeddings')}/{GRID.pattern('shard')}",
     params:
         model=model_of,
         settings=settings_of,
@@ -38,9 +38,9 @@ rule evaluate:
         shards=lambda w: GRID.shard_files(w.model, w.train, w.loss, w.seed, GRID.corpus_of(w.eval)),
         model=model_input,
     output:
-        metrics=f"{R}/runs/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}/metrics.json",
-        per_query=f"{R}/runs/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}/per_query.jsonl",
-        run=f"{R}/runs/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}/run.trec",
+        metrics=f"{GRID.pattern('run')}/metrics.json",
+        per_query=f"{GRID.pattern('run')}/per_query.jsonl",
+        run=f"{GRID.pattern('run')}/run.trec",
     params:
         model=model_of,
         settings=settings_of,
@@ -76,7 +76,7 @@ rule mteb:
         metas=[f"{folder}/meta.json" for folder in GRID.mteb_datasets()],
         model=model_input,
     output:
-        scores=f"{R}/mteb/{{model}}/{{train}}/{{loss}}/seed{{seed}}.json",
+        scores=GRID.pattern("mteb"),
     params:
         model=model_of,
         settings=settings_of,

@@ -4,7 +4,7 @@ so a loss that fails a check stops the grid before any of its training jobs."""
 
 rule check_loss:
     output:
-        report=f"{R}/loss-checks/{{loss}}.json",
+        report=GRID.pattern("loss_check"),
     params:
         loss=lambda w: GRID.losses[w.loss].name,
         loss_params=lambda w: json.dumps(GRID.losses[w.loss].params),

@@ -9,7 +9,7 @@ rule site:
     output:
         f"{SITE}/index.html",
     params:
-        results=lambda w, input: input[0].split("/compare/")[0],
+        results=lambda w: R,  # the results folder itself: the site reads runs and checkpoints beyond the inputs
         site=lambda w, output: os.path.dirname(output[0]),
         references=lambda w, input: flag("--references", [input.references] if input.references else []),
     log:

@@ -3,13 +3,13 @@
 
 rule train:
     input:
-        meta=f"{R}/data/{{train}}/meta.json",
+        meta=f"{GRID.pattern('data', dataset='{train}')}/meta.json",
         groups=lambda w: GRID.mined(w.train),
         teacher=teacher_scores,
         eval_sets=lambda w: GRID.eval_metas(),
         loss_check=lambda w: GRID.loss_check(w.loss),
     output:
-        checkpoint=directory(f"{R}/checkpoints/{{model}}/{{train}}/{{loss}}/seed{{seed}}"),
+        checkpoint=directory(GRID.pattern("checkpoint")),
     wildcard_constraints:
         train="|".join(GRID.train_sets),
         loss="|".join(re.escape(k) for k in GRID.losses),
@@ -24,7 +24,7 @@ rule train:
         groups=lambda w, input: flag("--groups", input.groups),
         teacher=lambda w, input: flag("--teacher", input.teacher),
         loss_check=lambda w, input: flag("--loss-check", input.loss_check),
-        resume=lambda w: f"{R}/resume/{w.model}/{w.train}/{w.loss}/seed{w.seed}",
+        resume=lambda w: GRID.pattern("resume", model=w.model, train=w.train, loss=w.loss, seed=w.seed),
     threads: res("train", "threads")
     resources:
         mem_mb=res("train", "mem_mb"),

@@ -1,9 +1,12 @@
 """The benchmark scripts run: ``benchmarks/run_all.py --smoke`` once, which runs every
 ``benchmarks/bench_*.py --smoke`` in its own process; each script's section of the written results
-must hold its ratio. Timings are not checked (benchmarks are not timed tests)."""
+must hold its ratio, a positive finite number, and where a script times the harness against a
+reference computing the same thing, the two must agree (same embeddings, same passages, same
+metrics). Timings are not checked (benchmarks are not timed tests)."""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -17,7 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import run_all  # noqa: E402
 
-NUMBER = r"(\d+\.\d+)"
+NUMBER = r"([-+]?(?:inf|nan|[\d,]*\.?\d+(?:e[-+]?\d+)?))"  # what a float prints as, so a bad one fails the check
 RATIOS = {  # the line each script prints its ratio on
     "train": rf"ratio harness / sentence-transformers \(examples/s\): {NUMBER}",
     "encode": rf"ratio harness / sentence-transformers: {NUMBER}",
@@ -25,7 +28,12 @@ RATIOS = {  # the line each script prints its ratio on
     "search": rf"ratio torch / faiss \(time\): {NUMBER}",
     "losses": rf"^\| infonce \| [\d.]+ \| {NUMBER} % \|",  # its share of a training step
     "rates": rf"^\| minilm \| [\d.]+ M \| {NUMBER} \|",  # passages/s
-    "hours": r"^total: ([\d,]+(?:\.\d+)?) h, of which",  # the papers' grid with the committed CPU rates
+    "hours": rf"^total: {NUMBER} h, of which",  # the papers' grid with the committed CPU rates
+}
+AGREEMENT = {  # the line where a script compares its two sides' results, and the largest gap allowed
+    "encode": (rf"max \|harness - sentence-transformers\| over embeddings: {NUMBER}", 1e-4),
+    "metrics": (rf"largest difference of a mean vs pytrec_eval: {NUMBER}", 1e-6),
+    "search": (rf"top-\d+ overlap faiss vs torch: {NUMBER}", None),  # a share of passages found by both: 1
 }
 BENCHMARKS = {b.name: b for b in run_all.BENCHMARKS}
 
@@ -45,6 +53,7 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.
     return done, out.read_text(encoding="utf-8") if out.exists() else ""
 
 
+@pytest.mark.slow
 def test_run_all_smoke_writes_every_section(smoke_results: tuple[subprocess.CompletedProcess, str]) -> None:
     done, markdown = smoke_results
     assert done.returncode == 0, markdown or done.stderr
@@ -55,6 +64,7 @@ def test_run_all_smoke_writes_every_section(smoke_results: tuple[subprocess.Comp
     assert "skipped (--smoke)" in found[run_all.GRID_TITLE]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RATIOS))
 def test_benchmark_smoke_prints_a_ratio(name: str, smoke_results: tuple[subprocess.CompletedProcess, str]) -> None:
     if name == "encode" and not SHARED_DATA.exists():
@@ -64,7 +74,25 @@ def test_benchmark_smoke_prints_a_ratio(name: str, smoke_results: tuple[subproce
     assert "**failed**" not in section, section
     match = re.search(RATIOS[name], section, flags=re.MULTILINE)
     assert match, section
-    assert float(match.group(1).replace(",", "")) > 0
+    ratio = float(match.group(1).replace(",", ""))
+    assert math.isfinite(ratio) and ratio > 0, section
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(AGREEMENT))
+def test_both_sides_of_a_benchmark_compute_the_same_result(
+        name: str, smoke_results: tuple[subprocess.CompletedProcess, str]) -> None:
+    if name == "encode" and not SHARED_DATA.exists():
+        pytest.skip("../shared/data is absent: bench_encode needs the Cranfield corpus")
+    section = sections(smoke_results[1])[BENCHMARKS[name].title]
+    pattern, tolerance = AGREEMENT[name]
+    match = re.search(pattern, section, flags=re.MULTILINE)
+    assert match, section
+    value = float(match.group(1))
+    if tolerance is None:
+        assert value == 1.0, section
+    else:
+        assert 0 <= value <= tolerance, section
 
 
 def test_a_failing_benchmark_is_reported_and_the_rest_still_written(tmp_path: Path,

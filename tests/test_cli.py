@@ -16,6 +16,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*HARNESS, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_evaluate_a_raw_beir_folder(tiny_dataset: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -39,6 +40,7 @@ def test_prepare_converts_a_raw_beir_folder(tiny_dataset: Path, tmp_path: Path) 
     assert meta["counts"]["docs"] == 48 and "corpus.jsonl" in meta["sha256"]
 
 
+@pytest.mark.slow
 def test_bad_qrels_line_names_file_line_and_field(tiny_dataset: Path, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     (raw / "qrels").mkdir(parents=True)
@@ -52,6 +54,7 @@ def test_bad_qrels_line_names_file_line_and_field(tiny_dataset: Path, tmp_path: 
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_unknown_loss_is_a_config_error(tiny_dataset: Path, tmp_path: Path) -> None:
     proc = run("train", "--model", "tiny", "--dataset", str(tiny_dataset), "--loss", "softmax_v2",
                "--out", str(tmp_path / "ckpt"))
@@ -63,7 +66,7 @@ def test_unknown_loss_is_a_config_error(tiny_dataset: Path, tmp_path: Path) -> N
                                              (["Banking77Classification"], "not retrieval tasks")])
 def test_mteb_task_names_are_checked_before_any_download(tmp_path: Path, tasks: list[str], message: str) -> None:
     from harness.errors import ConfigError
-    from harness.mteb_eval import hub_tasks
+    from harness.stages.mteb import hub_tasks
 
     with pytest.raises(ConfigError, match=message):
         hub_tasks(tasks)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.compare import (RowInput, bootstrap_ci, compare, holm, load_row, main_compare, paired_t_test,
-                             randomization_test)
+from harness.compare import RowInput, bootstrap_ci, compare, holm, paired_t_test, randomization_test
 from harness.errors import ConfigError, DataError
 from harness.io import write_json, write_jsonl
+from harness.stages.compare import load_row, main_compare
 
 
 def plain_holm(p_values, alpha):

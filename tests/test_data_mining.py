@@ -15,7 +15,7 @@ from harness.data.format import (
     write_queries,
     write_train_groups,
 )
-from harness.data.mining import mine_bm25, mine_dense
+from harness.stages.mine import mine_bm25, mine_dense
 from harness.errors import DataError
 
 DOCS = {

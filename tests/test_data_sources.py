@@ -25,8 +25,9 @@ from harness.data import beir_dir, dpr
 from harness.data.format import read_corpus, read_qrels, read_queries, read_train_groups, sha256
 from harness.data.prepare import prepare
 from harness.errors import ConfigError, DataError
-from harness.evaluate import evaluate
 from harness.io import iter_jsonl, read_json
+from harness.stages.evaluate import evaluate
+from harness.stages.mine import mine_bm25
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -51,9 +52,11 @@ def test_beir_dir_normalises_and_counts_unknown_docs(tmp_path: Path) -> None:
     assert read_json(out / "meta.json") == meta
 
 
-def test_beir_dir_mines_bm25_negatives_for_its_train_split(tmp_path: Path) -> None:
-    prepare("beir-dir", tmp_path / "out", path=str(FIXTURES / "beir"), negatives=2)
-    (group,) = read_train_groups(tmp_path / "out" / "train.jsonl")
+def test_beir_dir_train_split_gets_bm25_negatives_from_the_mine_stage(tmp_path: Path) -> None:
+    prepare("beir-dir", tmp_path / "out", path=str(FIXTURES / "beir"))
+    assert [g.negatives for g in read_train_groups(tmp_path / "out" / "train.jsonl")] == [[]]
+    mine_bm25(tmp_path / "out", tmp_path / "mined.jsonl", 2, 13)
+    (group,) = read_train_groups(tmp_path / "mined.jsonl")
     assert len(group.negatives) == 2 and set(group.negatives) <= {"d1", "d2", "d5"}  # share "fever"/"pain"
 
 
@@ -175,7 +178,7 @@ def test_beir_subset_prepares_one_forum_of_a_downloaded_zip(
     prepare("beir-dir", tmp_path / "gis-dir", path=str(raw / "gis"))
     _same_prepared(tmp_path / "gis", tmp_path / "gis-dir")
     assert meta["source"] == {"name": "beir", "dataset": "cqadupstack", "subset": "gis", "url": url,
-                              "path": "gis", "negatives": 0, "seed": 13}
+                              "path": "gis"}
     assert meta["counts"]["train_groups"] == 1 and requests == ["/cqadupstack.zip"]
 
     meta = prepare("beir", tmp_path / "tex", name="cqadupstack", subset="tex", cache=str(cache), url=url)
@@ -299,16 +302,17 @@ def test_irds_uses_qrels_judged_zero_without_docpairs(tmp_path: Path) -> None:
     assert groups["t2"].negatives == ["p4"] and groups["t1"].negatives == []
 
 
-def test_irds_bm25_miner_and_bad_ids(tmp_path: Path, irds_ids: tuple[str, str]) -> None:
+def test_irds_bm25_mined_by_the_mine_stage_and_bad_ids(tmp_path: Path, irds_ids: tuple[str, str]) -> None:
     train_id, _ = irds_ids
-    prepare("irds", tmp_path / "out", id=train_id, splits={"train": train_id}, negatives=2, miner="bm25")
-    mined = {g.query_id: g.negatives for g in read_train_groups(tmp_path / "out" / "train.jsonl")}
+    prepare("irds", tmp_path / "out", id=train_id, splits={"train": train_id}, negatives=2)
+    mine_bm25(tmp_path / "out", tmp_path / "mined.jsonl", 2, 13)
+    mined = {g.query_id: g.negatives for g in read_train_groups(tmp_path / "mined.jsonl")}
     assert mined == {"t1": ["p2"], "t2": [], "t3": []}  # only p2 shares a word ("river") with a query
     with pytest.raises(ConfigError) as err:
         prepare("irds", tmp_path / "bad", id="no-such/dataset")
     assert err.value.key == "id"
     with pytest.raises(ConfigError) as err:
-        prepare("irds", tmp_path / "bad", id=train_id, miner="dense?")
+        prepare("irds", tmp_path / "bad", id=train_id, miner="bm25")  # mining is the mine stage's
     assert err.value.key == "miner"
     with pytest.raises(ConfigError, match="dict") as err:
         prepare("irds", tmp_path / "bad", id=train_id, splits=[train_id])

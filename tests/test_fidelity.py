@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from harness.data.format import passage_text, read_corpus, read_qrels, read_queries
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
+from harness.stages.evaluate import evaluate
 from harness.models.biencoder import EncoderSettings, settings_from_folder
 from harness.models.registry import TINY_CONFIG, build_tiny, load_model, packaged_minilm_path
 

@@ -80,6 +80,7 @@ def test_every_metric_matches_pytrec_eval(seed):
         assert result.aggregate[name] == pytest.approx(np.mean(list(expected.values())), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_metrics_match_ranx():
     ranx = pytest.importorskip("ranx")
     query_ids, doc_ids, indices, scores, qrels = random_run(2)

@@ -18,10 +18,10 @@ from sentence_transformers import SentenceTransformer
 from harness.data.format import read_corpus, read_qrels, read_queries, write_corpus, write_qrels, write_queries
 from harness.data.prepare import prepare
 from harness.errors import DataError
-from harness.evaluate import evaluate
 from harness.models.registry import packaged_minilm_path
-from harness.mteb_eval import local_task, run_mteb
 from harness.retrieval import read_trec_run
+from harness.stages.evaluate import evaluate
+from harness.stages.mteb import local_task, run_mteb
 
 # MiniLM (a random model scores every passage alike, so float noise reorders it) with prefixes,
 # [CLS] pooling and dot product: settings MTEB only reproduces if they travel with the model.
@@ -97,6 +97,7 @@ def test_identical_ids_are_dropped_as_beir_and_mteb_drop_them(dataset: Path, tmp
     assert _mteb_ndcg(task) == pytest.approx(dropped["metrics"]["ndcg@10"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_run_mteb_carries_the_harness_settings(dataset: Path, tmp_path: Path) -> None:
     """``harness mteb`` saves the model with its configured settings (prefixes, CLS, dot) for MTEB."""
     ours = evaluate("minilm", dataset, "test", tmp_path / "ours", settings=SETTINGS)["metrics"]["ndcg@10"]
@@ -107,6 +108,7 @@ def test_run_mteb_carries_the_harness_settings(dataset: Path, tmp_path: Path) ->
     assert json.loads((tmp_path / "mteb.json").read_text())["scores"] == record["scores"]
 
 
+@pytest.mark.slow
 def test_mteb_prefixes_matter(dataset: Path, tmp_path: Path) -> None:
     plain = {**SETTINGS, "query_prefix": "", "passage_prefix": ""}
     with_prefix = run_mteb("minilm", [local_task(dataset, "test", name="a")], tmp_path / "a.json", SETTINGS)

@@ -23,6 +23,7 @@ def dry_run(*args: str, cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
     cfg = yaml.safe_load(PAPER.read_text())
     out = dry_run("--quiet", "rules", cwd=tmp_path)
@@ -43,6 +44,7 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
     assert counts["site"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
                     reason="snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
 def test_slurm_profile_requests_the_configured_resources(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from harness.errors import TrainingError
+from harness.io import atomic_dir
 from harness.train import TrainArgs, Trainer
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -40,6 +42,7 @@ def reference(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
+@pytest.mark.slow
 def test_evaluate_twice_gives_identical_numbers_and_run_files(tiny_dataset: Path, reference: Path,
                                                               tmp_path: Path) -> None:
     subprocess.run(_evaluate(tiny_dataset, tmp_path), check=True, capture_output=True)
@@ -48,6 +51,7 @@ def test_evaluate_twice_gives_identical_numbers_and_run_files(tiny_dataset: Path
     assert _metric_values(tmp_path) == _metric_values(reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [1.5, 3.0, 4.5])
 def test_sigkill_leaves_complete_outputs_or_none(tiny_dataset: Path, reference: Path, tmp_path: Path,
                                                  delay: float) -> None:
@@ -68,6 +72,7 @@ def test_sigkill_leaves_complete_outputs_or_none(tiny_dataset: Path, reference: 
     assert _metric_values(tmp_path) == _metric_values(reference)
 
 
+@pytest.mark.slow
 def test_sigkilled_training_reruns_to_the_uninterrupted_model(tiny_dataset: Path, tmp_path: Path) -> None:
     from safetensors.numpy import load_file
 
@@ -106,3 +111,37 @@ def test_out_of_memory_names_the_knobs(tiny_dataset: Path, tmp_path: Path, monke
                                 batch_size=8, max_steps=2))
     with pytest.raises(TrainingError, match=r"out of memory at step 1.*batch_size=8.*grad_cache_chunk"):
         trainer.train()
+
+
+class Killed(BaseException):
+    """The job dies here (as SIGKILL would, no ``except Exception`` catches it)."""
+
+
+def test_atomic_dir_killed_between_its_renames_keeps_the_old_copy_and_recovers(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoint"
+    with atomic_dir(target) as new:
+        (new / "weights").write_text("old", encoding="utf-8")
+    real_replace, calls = os.replace, []
+
+    def replace_then_die(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the old folder is moved aside; the new one never arrives
+            raise Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(Killed), atomic_dir(target) as new:
+        (new / "weights").write_text("new", encoding="utf-8")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not target.exists()
+    olds = list(tmp_path.glob(".checkpoint.*.old"))
+    assert [(old / "checkpoint" / "weights").read_text(encoding="utf-8") for old in olds] == ["old"]
+
+    with pytest.raises(RuntimeError), atomic_dir(target):  # the next call recovers, even one that fails
+        raise RuntimeError("failed build")
+    assert (target / "weights").read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    with atomic_dir(target) as new:
+        (new / "weights").write_text("new", encoding="utf-8")
+    assert (target / "weights").read_text(encoding="utf-8") == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]

@@ -202,8 +202,8 @@ def test_sharded_encode_gives_the_same_embeddings_and_run(tiny, corpus, tmp_path
 def test_float16_storage_is_close_to_float32(tiny, corpus, tmp_path: Path) -> None:
     texts = [passage_text(d) for d in corpus.values()]
     direct = tiny.encode(texts, "passage", batch_size=4)
-    encode_corpus_shard(tiny, corpus, tmp_path / "f32", batch_size=4, dtype="float32", progress=False)
-    encode_corpus_shard(tiny, corpus, tmp_path / "f16", batch_size=4, progress=False)
+    encode_corpus_shard(tiny, corpus, tmp_path / "f32", batch_size=4, progress=False)
+    encode_corpus_shard(tiny, corpus, tmp_path / "f16", batch_size=4, dtype="float16", progress=False)
     _, f32 = load_corpus_embeddings(tmp_path / "f32")
     _, f16 = load_corpus_embeddings(tmp_path / "f16")
     assert isinstance(f32, np.memmap) and f32.dtype == np.float32

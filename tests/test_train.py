@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness.errors import ConfigError, TrainingError
-from harness.losses import get_loss
+from harness.losses import REGISTRY, get_loss
 from harness.models.registry import build_tiny, load_model
 from harness.models.biencoder import EncoderSettings
 from harness.train import BatchBuilder, TrainArgs, Trainer, loss_step, train
@@ -47,6 +47,9 @@ def test_checkpoint_loads_in_sentence_transformers(tiny_dataset: Path, tmp_path:
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 4 and summary["loss"]["name"] == "infonce"
     assert summary["loss"]["params"]["temperature"] == 0.05
+    card = json.loads((out / "lossboard.json").read_text())["loss"]  # what the site shows of the loss
+    assert card == {**summary["loss"], **REGISTRY["infonce"].card()}
+    assert card["doc"].startswith("InfoNCE with in-batch") and card["citation"].startswith("@")
 
     ours = load_model(str(out))
     assert ours.settings.max_passage_length == 24  # read back from lossboard.json, not passed again
@@ -120,6 +123,7 @@ def test_non_finite_loss_names_the_step(tiny_dataset: Path, tmp_path: Path) -> N
         trainer.train()
 
 
+@pytest.mark.slow
 def test_sigterm_then_rerun_resumes_and_matches_uninterrupted(tiny_dataset: Path, tmp_path: Path) -> None:
     steps = 40
     reference = _weights(train(_args(tiny_dataset, tmp_path / "ref", max_steps=steps, batch_size=4, epochs=5,

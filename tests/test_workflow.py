@@ -1,4 +1,5 @@
-"""The whole workflow, end to end, on a tiny grid in a temporary folder: Snakemake as users run it."""
+"""The whole workflow, end to end, on the tiny grid of ``.test/config.yaml`` in a temporary folder:
+Snakemake as users run it."""
 
 from __future__ import annotations
 
@@ -13,25 +14,12 @@ import yaml
 
 from harness.data.format import read_train_groups
 
+pytestmark = pytest.mark.slow  # Snakemake runs the grid: minutes
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
-TINY_GRID = {
-    "seeds": [1],
-    "baseline": "infonce",
-    "models": {"tiny": {"path": "tiny", "settings": {"max_query_length": 16, "max_passage_length": 32}}},
-    "datasets": {"gen": {"source": "generated", "family": "generic",
-                         "options": {"seed": 5, "docs": 120, "train_queries": 40, "dev_queries": 8,
-                                     "test_queries": 16}}},
-    "train_sets": {"gen": {"batch_size": 8, "hard_negatives": 1, "max_positives": 2, "max_steps": 2,
-                           "learning_rate": 1e-3, "miner": "tiny", "mined_negatives": 3}},
-    "eval_sets": {"gen": {"split": "test"}},
-    "losses": {"infonce": {}, "mw": {}, "listwise_kd": {}},
-    "teacher": {"kind": "bi-encoder", "model": "tiny"},
-    "compare": {"permutations": 200, "resamples": 200},
-    "encode": {"shards": 2},
-    "mteb": {"eval_sets": ["gen"]},
-}
+TINY_GRID = yaml.safe_load((REPO / ".test" / "config.yaml").read_text(encoding="utf-8"))  # the catalog's .test/
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -43,7 +31,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("grid")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_GRID, sort_keys=False))
+    shutil.copy(REPO / ".test" / "config.yaml", workdir / "config.yaml")
     return workdir
 
 

@@ -41,7 +41,7 @@ from harness.data.format import (
     write_queries,
     write_train_groups,
 )
-from harness.data.mining import mine_bm25, train_groups
+from harness.data.mining import train_groups
 from harness.errors import ConfigError, DataError
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
@@ -52,11 +52,11 @@ def beir_url(name: str) -> str:
     return BEIR_URL.format(name=name)
 
 
-def convert(out: Path, path: str | Path, negatives: int = 0, seed: int = 13) -> tuple[dict[str, Any], dict[str, int]]:
+def convert(out: Path, path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
     """Convert the BEIR folder ``path`` into ``out``.
 
-    With a ``train`` split and ``negatives > 0``, each training group gets that many BM25 hard
-    negatives (:func:`harness.data.mining.mine_bm25`).
+    A ``train.jsonl`` is kept with its given negatives; else a ``train`` split's judged positives
+    become training groups without negatives (the ``mine`` stage mines them).
     """
     raw = Path(path)
     if not raw.is_dir():
@@ -95,9 +95,7 @@ def convert(out: Path, path: str | Path, negatives: int = 0, seed: int = 13) -> 
         groups = train_groups(qrels["train"])
         if groups:
             write_train_groups(out / "train.jsonl", groups)
-            if negatives > 0:
-                mine_bm25(out, out / "train.jsonl", negatives, seed)
-    return {"name": "beir-dir", "path": raw.name, "negatives": negatives, "seed": seed}, warnings
+    return {"name": "beir-dir", "path": raw.name}, warnings
 
 
 def _subfolders(folder: Path) -> list[str]:
@@ -105,8 +103,8 @@ def _subfolders(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if (d / "corpus.jsonl").is_file())
 
 
-def download(out: Path, name: str, cache: str | Path, negatives: int = 0, seed: int = 13,
-             subset: str | None = None, url: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+def download(out: Path, name: str, cache: str | Path, subset: str | None = None,
+             url: str | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """Download the BEIR dataset ``name`` from ``url`` (default: :func:`beir_url`) into ``cache``
     with ``beir.util.download_and_unzip`` (skipped when already there) under an exclusive lock,
     then convert it, or its sub-folder ``subset``, as :func:`convert` does.
@@ -144,5 +142,5 @@ def download(out: Path, name: str, cache: str | Path, negatives: int = 0, seed: 
         folder = folder / subset
     elif subsets and not (folder / "corpus.jsonl").exists():
         raise ConfigError(f"{name!r} holds several BEIR folders; choose one of: {', '.join(subsets)}", "subset")
-    record, warnings = convert(out, folder, negatives, seed)
+    record, warnings = convert(out, folder)
     return {**record, "name": "beir", "dataset": name, "subset": subset, "url": url}, warnings

@@ -7,7 +7,7 @@ ir_datasets id that supplies its queries and qrels (by default ``{"test": id}``)
 ``answers`` where the dataset has them (DPR's ``dpr-w100/*``). The ``train`` split becomes training
 groups: positives are its qrels with grade > 0; hard negatives are the dataset's own (the second
 documents of the query's docpairs, or else the documents its qrels judge 0, which for
-``dpr-w100`` are DPR's hard negatives), or BM25-mined with ``miner="bm25"``.
+``dpr-w100`` are DPR's hard negatives); mined ones come from the ``mine`` stage.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.format import Qrels, write_corpus, write_qrels, write_queries, write_train_groups
-from harness.data.mining import mine_bm25, train_groups
+from harness.data.mining import train_groups
 from harness.errors import ConfigError, DataError
-
-MINERS = ("given", "bm25")
 
 
 def _load(dataset_id: str, key: str) -> Any:
@@ -42,11 +40,10 @@ def _docs(dataset: Any, where: str, seen: set[str]) -> Iterator[tuple[str, str, 
         yield doc.doc_id, title, text
 
 
-def convert(out: Path, id: str, splits: dict[str, str] | None = None, negatives: int = 7, miner: str = "given",
-            seed: int = 13) -> tuple[dict[str, Any], dict[str, int]]:
-    """Convert the ir_datasets ``id`` (documents) and ``splits`` (queries and qrels) into ``out``."""
-    if miner not in MINERS:
-        raise ConfigError(f"unknown miner {miner!r}; known: {', '.join(MINERS)}", "miner")
+def convert(out: Path, id: str, splits: dict[str, str] | None = None,
+            negatives: int = 7) -> tuple[dict[str, Any], dict[str, int]]:
+    """Convert the ir_datasets ``id`` (documents) and ``splits`` (queries and qrels) into ``out``,
+    keeping up to ``negatives`` given hard negatives per training query."""
     splits = splits or {"test": id}
     if not isinstance(splits, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in splits.items()):
         raise ConfigError("expected a mapping of split name to ir_datasets id", "splits")
@@ -99,6 +96,4 @@ def convert(out: Path, id: str, splits: dict[str, str] | None = None, negatives:
             usable = (d for d in given if d in doc_ids and judged.get(d, 0) <= 0)
             group.negatives = list(dict.fromkeys(usable))[:negatives]
         write_train_groups(out / "train.jsonl", groups)
-        if miner == "bm25":
-            mine_bm25(out, out / "train.jsonl", negatives, seed)
-    return {"name": "irds", "id": id, "splits": splits, "negatives": negatives, "miner": miner, "seed": seed}, warnings
+    return {"name": "irds", "id": id, "splits": splits, "negatives": negatives}, warnings

@@ -1,5 +1,9 @@
 """Hard-negative mining, excluding judged positives: BM25 (``bm25s``) or a dense retriever.
 
+This module reads a dataset's mining input, ranks with BM25 and samples the negatives; the
+``mine`` stage (:mod:`harness.stages.mine`) writes the groups and ranks with a dense retriever,
+so that ``harness.data`` knows no model.
+
 As in DPR (Karpukhin et al., EMNLP 2020), the hard negatives of a training query are highly
 ranked passages that are not judged relevant to it. Two rankers:
 
@@ -20,10 +24,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import bm25s
-import numpy as np
 
 from harness.data.format import (
     Qrels,
@@ -34,12 +35,8 @@ from harness.data.format import (
     read_queries,
     read_train_groups,
     splits,
-    write_train_groups,
 )
 from harness.errors import DataError
-
-if TYPE_CHECKING:
-    from harness.models.biencoder import BiEncoder
 
 POOL_FACTOR = 3
 
@@ -106,40 +103,13 @@ def sample_negatives(data: MiningInput, ranked: list[list[str]], negatives: int,
     return data.groups
 
 
-def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int, threads: int = 1) -> None:
-    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` BM25 hard negatives
-    each, retrieved with ``threads`` threads (the result does not depend on them)."""
-    data = load_mining_input(dataset)
+def bm25_ranking(data: MiningInput, depth: int, threads: int = 1) -> list[list[str]]:
+    """Each training query's top ``depth`` passages by BM25 (score > 0), best first, retrieved with
+    ``threads`` threads (the result does not depend on them)."""
     doc_ids = list(data.corpus)
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize([passage_text(d) for d in data.corpus.values()], show_progress=False),
                     show_progress=False)
     tokens = bm25s.tokenize(data.query_texts, return_ids=False, show_progress=False)
-    rows, scores = retriever.retrieve(tokens, k=data.depth(negatives), show_progress=False, n_threads=threads)
-    ranked = [[doc_ids[i] for i, score in zip(row, row_scores) if score > 0] for row, row_scores in zip(rows, scores)]
-    write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
-
-
-def mine_dense(dataset: Path, out_train: Path, negatives: int, seed: int, encoder: BiEncoder,
-               embeddings: Path | None = None, batch_size: int = 128, bf16: bool = False) -> None:
-    """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` hard negatives
-    each from ``encoder``'s exact top results.
-
-    ``embeddings`` is a folder of the corpus's embedding shards by the same encoder (the workflow
-    reuses its zero-shot encoding); without it the corpus is encoded here. ``bf16``: bfloat16
-    autocast on a GPU.
-    """
-    from harness.retrieval import FlatIPSearcher, load_corpus_embeddings
-
-    data = load_mining_input(dataset)
-    if embeddings is not None:
-        doc_ids, doc_emb = load_corpus_embeddings(Path(embeddings))
-        if set(doc_ids) != set(data.corpus):
-            raise DataError("the embeddings do not cover exactly this dataset's corpus", embeddings)
-    else:
-        doc_ids = list(data.corpus)
-        doc_emb = encoder.encode([passage_text(data.corpus[d]) for d in doc_ids], "passage", batch_size, bf16=bf16)
-    query_emb = encoder.encode(data.query_texts, "query", batch_size, bf16=bf16)
-    _, rows = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32)).search(query_emb, data.depth(negatives))
-    ranked = [[doc_ids[i] for i in row if i >= 0] for row in rows]
-    write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
+    rows, scores = retriever.retrieve(tokens, k=depth, show_progress=False, n_threads=threads)
+    return [[doc_ids[i] for i, score in zip(row, row_scores) if score > 0] for row, row_scores in zip(rows, scores)]

@@ -1,17 +1,15 @@
-"""The ``prepare`` stage: convert a dataset source into the on-disk format of :mod:`harness.data.format`.
+"""Convert a dataset source into the on-disk format of :mod:`harness.data.format` (what the
+``prepare`` stage, :mod:`harness.stages.prepare`, runs).
 
 Each source is a function ``source(out, **options) -> (source record, warnings)`` that writes the
 dataset files into ``out``; :func:`prepare` checks the options against the function's signature,
-builds the folder in a temporary directory beside ``out``, writes ``meta.json`` and renames the
-folder into place, so an interrupted run leaves either the complete folder or none.
+builds the folder with :func:`harness.io.atomic_dir` and writes ``meta.json`` into it, so an
+interrupted run leaves either the complete folder or the previous one.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
-import shutil
-import tempfile
 import types
 import typing
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import Any
 from harness.data import beir_dir, dpr, generated, irds
 from harness.data.format import write_meta
 from harness.errors import ConfigError
+from harness.io import atomic_dir
 
 Source = Callable[..., tuple[dict[str, Any], dict[str, int]]]
 
@@ -82,24 +81,6 @@ def prepare(source: str, out: str | Path, **options: Any) -> dict[str, Any]:
     """Convert ``source`` (a key of :data:`SOURCES`) into ``out``; return the ``meta.json`` record."""
     check_options(source, options)
     function = SOURCES[source]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         record, warnings = function(tmp, **options)
-        meta = write_meta(tmp, record, warnings)
-        _replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return meta
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Rename ``new`` onto ``target``; an existing ``target`` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        return write_meta(tmp, record, warnings)

@@ -7,13 +7,13 @@ Jinja2 templates (autoescape on) and writes::
     datasets/<slug>.html       every metric of every row, the significance table, CI plots
     runs/<slug>.html           config, reproduce command, provenance, training curve, score histogram
     runs/<slug>.run.trec.gz    the run file, gzipped;  runs/<slug>.metrics.json  its metrics
-    runs.html, losses.html     every run; every loss of ``harness.losses.REGISTRY``
+    runs.html, losses.html     every run; every loss the runs were trained with, as their checkpoints describe it
     leaderboard.json/.csv/.tex every number on the site; the main tables in LaTeX
     static/                    stylesheet, script, icon: no network is needed to view the site
 
 Every link is relative, so the site works from ``file://`` and from any static server. The site
-is built in a temporary folder next to ``out`` and renamed onto it, so a failed build leaves the
-previous site (or none) rather than half of a new one.
+is built with :func:`harness.io.atomic_dir`, so a failed build leaves the previous site (or none)
+rather than half of a new one.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import inspect
 import io
 import json
-import os
 import re
 import shutil
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from harness.io import atomic_dir
 from harness.leaderboard import plots
 from harness.leaderboard.collect import CompareFile, Results, Run, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
@@ -116,15 +114,6 @@ def _environment(latex: bool = False) -> jinja2.Environment:
     return env
 
 
-def load_registry() -> tuple[dict[str, type], str | None]:
-    """``harness.losses.REGISTRY`` and ``None``, or an empty registry and why it could not be imported."""
-    try:
-        from harness.losses import REGISTRY
-    except ImportError as exc:
-        return {}, f"{type(exc).__name__}: {exc}"
-    return dict(REGISTRY), None
-
-
 SECTION = re.compile(r"^([A-Z][A-Za-z ]*):$")
 CODE_SECTIONS = {"Example", "Examples"}
 
@@ -198,11 +187,8 @@ def breakable(text: str) -> markupsafe.Markup:
     return markupsafe.Markup(re.sub(r"([.=,_])", r"\1<wbr>", str(markupsafe.escape(text))))
 
 
-def _loss_entries(registry: dict[str, type]) -> list[dict[str, Any]]:
-    return [{"name": name, "doc": doc_sections(inspect.cleandoc(cls.__doc__ or "")),
-             "paper": getattr(cls, "paper", None),
-             "citation": getattr(cls, "citation", None), "needs_teacher": bool(getattr(cls, "needs_teacher", False)),
-             "defaults": cls.defaults()} for name, cls in registry.items()]
+def _loss_entries(cards: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**card, "name": name, "doc": doc_sections(card["doc"])} for name, card in cards.items()]
 
 
 SIMILARITY_LABELS = {"cosine": "cosine similarity", "dot": "dot product"}
@@ -272,7 +258,7 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None)
     data: Results = read_results(results)
     checks = reference_checks(data, read_references(references) if references else None)
     all_boards = boards(data, checks)
-    registry, registry_error = load_registry()
+    registry = data.losses
     env, tex = _environment(), _environment(latex=True)
     run_compares: dict[str, list[CompareFile]] = {}
     for cf in data.compares:
@@ -301,7 +287,7 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None)
         page(f"{run_stem(run.path)}.html", "run.html.j2", run=run, links=links, charts=_run_plots(run),
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
-    page("losses.html", "losses.html.j2", losses=_loss_entries(registry), registry_error=registry_error)
+    page("losses.html", "losses.html.j2", losses=_loss_entries(registry))
     _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks))
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
     (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
@@ -312,17 +298,7 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None)
 def build_site(results: Path, out: Path, *, title: str = "lossboard", references: Path | None = None) -> Path:
     """Build the site for ``results`` into ``out`` (replaced whole) and return ``out/index.html``;
     rows with published ``references`` (a references file) are marked OK or FAIL."""
-    results, out = Path(results), Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old = tmp.with_suffix(".old")
-    try:
-        _render_into(results, tmp, title, references)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        _render_into(Path(results), tmp, title, references)
     return out / "index.html"

@@ -2,7 +2,8 @@
 
 Only files that the evaluate and compare stages wrote are read:
 ``compare/<model>/<train>/<eval>.json``, ``runs/**/metrics.json`` (with ``run.trec`` beside it)
-and, for a trained run, ``<checkpoint>/train_log.jsonl``. A missing or malformed field raises
+and, for a trained run, ``<checkpoint>/train_log.jsonl`` and the loss's description in
+``<checkpoint>/lossboard.json`` (as training wrote it). A missing or malformed field raises
 :class:`~harness.errors.DataError` naming the file and the field.
 
 Strings that embed the absolute path of the folder holding ``results/`` (commands, config paths)
@@ -17,6 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import DataError
+from harness.grid import PATHS
+
+LOSS_CARD_FILE = "lossboard.json"  # a checkpoint's metadata (harness.models.biencoder.SETTINGS_FILE)
+LOSS_CARD_FIELDS = ("name", "params", "doc", "paper", "citation", "needs_teacher", "defaults")
 from harness.io import iter_jsonl, read_json
 
 
@@ -93,6 +98,7 @@ class Run:
     record: dict[str, Any]
     train_log: list[dict[str, Any]] = field(default_factory=list)
     mteb: dict[str, Any] | None = None
+    loss_card: dict[str, Any] | None = None
 
     @property
     def key(self) -> dict[str, Any]:
@@ -124,10 +130,12 @@ class Run:
 
 @dataclass(frozen=True)
 class Results:
-    """Everything the site shows: comparison files in a stable order and every run by path."""
+    """Everything the site shows: comparison files in a stable order, every run by path and every
+    loss the runs were trained with by name (its card from a checkpoint's ``lossboard.json``)."""
 
     compares: list[CompareFile]
     runs: dict[str, Run]
+    losses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _field(obj: dict[str, Any], key: str, path: Path, where: str = "") -> Any:
@@ -230,17 +238,34 @@ def read_run(folder: Path, results: Path) -> Run:
         _field(_field(record, "run", path), key, path, "run.")
     _field(record, "metrics", path)
     log: list[dict[str, Any]] = []
+    card = None
     checkpoint = record.get("checkpoint")
     if checkpoint:
-        log_path = _inside(results, checkpoint, path, "checkpoint") / "train_log.jsonl"
+        checkpoint_dir = _inside(results, checkpoint, path, "checkpoint")
+        log_path = checkpoint_dir / "train_log.jsonl"
         if log_path.is_file():
             log = [obj for _, obj in iter_jsonl(log_path)]
+        card_path = checkpoint_dir / LOSS_CARD_FILE
+        if card_path.is_file():
+            card = _loss_card(read_json(card_path), card_path)
     key = record["run"]
-    mteb_path = _inside(results, f"mteb/{key['model']}/{key['train']}/{key['loss']}/seed{key['seed']}.json", path, "run")
+    mteb_path = _inside(results, PATHS["mteb"].format(results=".", model=key["model"], train=key["train"],
+                                                      loss=key["loss"], seed=key["seed"]), path, "run")
     mteb = read_json(mteb_path) if mteb_path.is_file() else None
     if mteb is not None:
         _field(mteb, "scores", mteb_path)
-    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log, mteb=mteb)
+    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log, mteb=mteb, loss_card=card)
+
+
+def _loss_card(metadata: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """The loss's description in a checkpoint's metadata; None for a checkpoint written before
+    training recorded one."""
+    loss = metadata.get("loss") if isinstance(metadata, dict) else None
+    if not isinstance(loss, dict) or "doc" not in loss:
+        return None
+    for key in LOSS_CARD_FIELDS:
+        _field(loss, key, path, "loss.")
+    return loss
 
 
 def _group_of(cf: CompareFile, runs: dict[str, Run], results: Path,
@@ -276,5 +301,7 @@ def read_results(results: Path) -> Results:
                 if run_path not in runs:
                     raise DataError(f"run folder {run_path!r} has no metrics.json",
                                     results / cf.path, field=f"rows[{i}].runs")
+    losses = {run.loss_card["name"]: run.loss_card for run in runs.values() if run.loss_card is not None}
     return Results(compares=[replace(cf, group=_group_of(cf, runs, results),
-                                     subgroup=_group_of(cf, runs, results, "subgroup")) for cf in compares], runs=runs)
+                                     subgroup=_group_of(cf, runs, results, "subgroup")) for cf in compares], runs=runs,
+                   losses=dict(sorted(losses.items())))

@@ -12,6 +12,7 @@ A row with no positive contributes nothing; the *target* positive of a row is it
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -78,6 +79,13 @@ class Loss(torch.nn.Module):
     def defaults(cls) -> dict[str, Any]:
         """The default value of every parameter."""
         return {key: spec.default for key, spec in cls.params.items()}
+
+    @classmethod
+    def card(cls) -> dict[str, Any]:
+        """What the leaderboard shows of the loss (training writes it into the checkpoint's
+        ``lossboard.json``): its docstring, paper, BibTeX, teacher need and defaults; JSON-able."""
+        return {"doc": inspect.cleandoc(cls.__doc__ or ""), "paper": cls.paper, "citation": cls.citation,
+                "needs_teacher": cls.needs_teacher, "defaults": cls.defaults()}
 
     def get_config_dict(self) -> dict[str, Any]:
         """Every parameter's value (defaults included); JSON-able."""

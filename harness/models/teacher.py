@@ -1,4 +1,6 @@
-"""The teacher stage: score every training group's candidates once, for listwise distillation.
+"""Teacher scores of every training group's candidates, for listwise distillation.
+
+The ``teacher`` stage (:mod:`harness.stages.teacher`) writes them once per dataset.
 
 CADET (Tamber et al., arXiv 2505.19274) distils a cross-encoder's list distribution into the
 bi-encoder. Before use, the teacher's scores are **rescaled** as the authors' code does:
@@ -23,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from harness.data.format import passage_text, read_corpus, read_queries, read_train_groups
-from harness.io import write_jsonl
 from harness.models.registry import load_model
 
 
@@ -38,7 +39,6 @@ def rescale(per_query: dict[str, dict[str, float]], low_pct: float = 1.0, high_p
     tops = np.array([max(scores.values()) for scores in scaled.values()])
     cut = np.percentile(tops, drop_below_pct)
     return {q: scores for q, scores in scaled.items() if max(scores.values()) >= cut}
-
 
 
 def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None = None,
@@ -68,12 +68,3 @@ def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None 
     for (q, d), v in zip(pairs, np.asarray(values, dtype=np.float64)):
         scores.setdefault(q, {})[d] = float(v)
     return scores
-
-
-def run_teacher(kind: str, model: str, dataset: Path, out: Path, groups_file: Path | None = None,
-                settings: dict[str, Any] | None = None, batch_size: int = 64) -> int:
-    """Score, rescale and write ``{"query_id", "scores"}`` lines; returns the number of queries kept."""
-    kept = rescale(score_groups(kind, model, dataset, groups_file, settings, batch_size))
-    write_jsonl(out, ({"query_id": q, "scores": {d: round(s, 6) for d, s in scores.items()}}
-                      for q, scores in kept.items()))
-    return len(kept)

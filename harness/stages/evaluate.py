@@ -7,6 +7,9 @@ encodes a corpus once per checkpoint and searches it for every eval set that sha
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from harness.metrics import evaluate as compute_metrics
 from harness.metrics import ignores_identical_ids, metrics_for
 from harness.models.registry import load_model
 from harness.retrieval import FlatIPSearcher, drop_identical_ids, load_corpus_embeddings, pair_scores, write_trec_run
+from harness.stages import set_threads
+
+log = logging.getLogger("harness")
 
 TOP_K = 1000
 TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss")
@@ -119,3 +125,13 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     }
     write_json(out / "metrics.json", record)
     return record
+
+
+def run(a: argparse.Namespace) -> None:
+    set_threads(a.threads)
+    record = evaluate(a.model, Path(a.dataset), a.split, Path(a.out), family=a.family, extra_metrics=a.metrics,
+                      corpus_dir=Path(a.corpus) if a.corpus else None,
+                      settings=a.settings, embeddings=Path(a.embeddings) if a.embeddings else None,
+                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, bf16=a.bf16,
+                      ignore_identical_ids=a.ignore_identical_ids)
+    log.info("%s", json.dumps(record["metrics"], sort_keys=True))

@@ -1,4 +1,4 @@
-"""A second opinion: a model evaluated by MTEB's own evaluator (Muennighoff et al., EACL 2023).
+"""The mteb stage, a second opinion: a model evaluated by MTEB's own evaluator (Muennighoff et al., EACL 2023).
 
 The harness's numbers come from its own metrics (held to trec_eval); this runs the same model
 through ``mteb.evaluate``, on two kinds of task:
@@ -20,6 +20,9 @@ longer than ``max_query_length`` tokens is cut later under MTEB than in the harn
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ from harness.data.format import read_corpus, read_qrels, read_queries
 from harness.errors import ConfigError, DataError
 from harness.io import write_json
 from harness.models.registry import load_model
+from harness.stages import set_threads
+
+log = logging.getLogger("harness")
 
 
 def hub_tasks(names: list[str]) -> list[Any]:
@@ -104,3 +110,19 @@ def run_mteb(model: str, tasks: list[Any], out: Path, settings: dict[str, Any] |
     write_json(out, record)
     return record
 
+
+def run(a: argparse.Namespace) -> None:
+    set_threads(a.threads)
+    tasks = hub_tasks(a.tasks) if a.tasks else []
+    for i, spec in enumerate(a.local):
+        try:
+            tasks.append(local_task(Path(spec["dataset"]), spec["split"],
+                                    Path(spec["corpus"]) if spec.get("corpus") else None, spec.get("name"),
+                                    bool(spec.get("ignore_identical_ids", False))))
+        except (KeyError, TypeError):
+            raise ConfigError("expected {dataset, split[, corpus, name, ignore_identical_ids]}",
+                              key=f"--local[{i}]") from None
+    if not tasks:
+        raise ConfigError("name MTEB tasks (--tasks) or prepared splits (--local)", key="--tasks")
+    record = run_mteb(a.model, tasks, Path(a.out), a.settings, a.batch_size)
+    log.info("%s", json.dumps(record["scores"], sort_keys=True))

@@ -1,0 +1,17 @@
+"""The encode stage: one shard of a corpus -> its embeddings (:func:`harness.retrieval.encode_corpus_shard`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.models.registry import load_model
+from harness.retrieval import DTYPE, encode_corpus_shard
+from harness.stages import set_threads
+
+
+def run(a: argparse.Namespace) -> None:
+    set_threads(a.threads)
+    model = load_model(a.model, a.settings)
+    encode_corpus_shard(model, Path(a.dataset) / "corpus.jsonl", Path(a.out), a.shard,
+                        a.num_shards, a.batch_size, a.dtype or DTYPE, bf16=a.bf16)
