@@ -19,7 +19,11 @@ JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
 def _schema_of(hint: typing.Any) -> dict[str, typing.Any]:
-    """What the schema says of a field with the type hint ``hint``: its type, or its enum of literals."""
+    """What the schema says of a field with the type hint ``hint``: its type, or its enum of literals.
+    ``X | None`` is an ``X`` the config may leave out (None: the model's own, e.g. its max length)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1:
+        hint = args[0]
     if typing.get_origin(hint) is typing.Literal:
         return {"enum": list(typing.get_args(hint))}
     return {"type": JSON_TYPES[hint]}
