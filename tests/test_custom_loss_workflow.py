@@ -74,6 +74,11 @@ def test_example_loss_runs_through_the_grid_to_the_site(tmp_path: Path) -> None:
     compare = json.loads((results / "compare/tiny/gen/gen.json").read_text())
     assert [r["loss"] for r in compare["rows"]] == ["zero-shot", "infonce", key]
     assert key in (tmp_path / "site/index.html").read_text()
+    losses = (tmp_path / "site/losses.html").read_text()  # like a built-in, from the results files
+    assert 'id="loss-debiased_contrastive"' in losses or "debiased" in losses
+    assert "<code>debiased_contrastive:DebiasedContrastive</code>" in losses
+    assert hashlib.sha256(source.read_bytes()).hexdigest()[:16] in losses
+    assert losses.count("<td>PASS</td>") >= 5 and "Chuang" in losses  # the check report and the citation
 
 
 @pytest.mark.slow

@@ -115,3 +115,22 @@ def test_the_zero_shot_rows_encoding_is_shown(tmp_path: Path) -> None:
     protocol = [r for r in runs if "Encoding protocol" in r]
     assert protocol and len(protocol) == len(runs)
     assert any("yes (BEIR&#39;s rule)" in r or "yes (BEIR's rule)" in r for r in protocol)
+
+
+def test_the_losses_page_shows_the_code_and_contract_report_the_runs_used(tmp_path: Path) -> None:
+    results = _fixture_results(tmp_path)
+    report = {"loss": "mypkg.losses:Focal", "params": {}, "passed": True, "checks": [
+        {"name": "gradcheck", "passed": True, "value": 3.5e-10, "detail": "float64 gradcheck", "measured": {}},
+        {"name": "cost", "passed": None, "value": 1.7, "detail": "time vs infonce", "measured": {}}]}
+    cards = sorted(results.glob("checkpoints/*/*/*/seed*/lossboard.json"))
+    name = json.loads(cards[0].read_text())["loss"]["name"]
+    for card_file in cards:  # every checkpoint of one loss, as one custom loss's runs would be
+        metadata = json.loads(card_file.read_text())
+        if metadata["loss"]["name"] == name:
+            metadata["loss"]["source"] = {"class": "mypkg.losses:Focal", "file": "focal.py", "sha256": "ab" * 32}
+            card_file.write_text(json.dumps(metadata))
+            (card_file.parent / "loss_check.json").write_text(json.dumps(report))
+    build_site(results, tmp_path / "site")
+    page = (tmp_path / "site" / "losses.html").read_text(encoding="utf-8")
+    assert "<code>mypkg.losses:Focal</code>" in page and ("ab" * 8) in page
+    assert "<td>PASS</td><td class=\"num\">3.5e-10</td>" in page and "<td>reported</td>" in page

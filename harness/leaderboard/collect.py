@@ -22,6 +22,7 @@ from harness.grid import PATHS
 
 LOSS_CARD_FILE = "lossboard.json"  # a checkpoint's metadata (harness.models.biencoder.SETTINGS_FILE)
 LOSS_CARD_FIELDS = ("name", "params", "doc", "paper", "citation", "needs_teacher", "defaults")
+LOSS_CHECK_FILE = "loss_check.json"  # a custom loss's contract report in its checkpoint (harness.train.LOSS_CHECK_FILE)
 from harness.io import iter_jsonl, read_json
 
 
@@ -248,6 +249,9 @@ def read_run(folder: Path, results: Path) -> Run:
         card_path = checkpoint_dir / LOSS_CARD_FILE
         if card_path.is_file():
             card = _loss_card(read_json(card_path), card_path)
+        check_path = checkpoint_dir / LOSS_CHECK_FILE
+        if card is not None and check_path.is_file():
+            card = {**card, "check": _field(read_json(check_path), "checks", check_path)}
     key = record["run"]
     mteb_path = _inside(results, PATHS["mteb"].format(results=".", model=key["model"], train=key["train"],
                                                       loss=key["loss"], seed=key["seed"]), path, "run")
