@@ -145,3 +145,30 @@ def test_atomic_dir_killed_between_its_renames_keeps_the_old_copy_and_recovers(t
         (new / "weights").write_text("new", encoding="utf-8")
     assert (target / "weights").read_text(encoding="utf-8") == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_the_next_runs_cleanup_puts_back_a_folder_a_killed_swap_left_aside(tmp_path, monkeypatch):
+    """Snakemake's start-up cleanup (:func:`remove_stale_temps`) must not delete the only copy of a
+    checkpoint that an :func:`atomic_dir` killed between its renames left in its ``.old`` folder."""
+    from harness.io import remove_stale_temps
+
+    results = tmp_path / "results"
+    target = results / "checkpoints" / "seed1"
+    with atomic_dir(target) as new:
+        (new / "weights").write_text("old", encoding="utf-8")
+    real_replace, calls = os.replace, []
+
+    def replace_then_die(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise Killed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(Killed), atomic_dir(target) as new:
+        (new / "weights").write_text("new", encoding="utf-8")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not target.exists()
+    remove_stale_temps(results)
+    assert (target / "weights").read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["seed1"]
