@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from harness.errors import DataError
-from harness.leaderboard.build import breakable, build_site, doc_sections, inline, latex_escape
+from harness.leaderboard.build import breakable, build_site, doc_sections, inline, latex_escape, slug
 from harness.leaderboard.plots import nice_ticks
 from harness.losses import REGISTRY
 
@@ -270,7 +271,7 @@ def test_run_page_shows_provenance_curve_histogram_and_downloads(built):
     assert len(pages) == 1
     text = pages[0].read_text(encoding="utf-8")
     page = Page(text)
-    assert "harness train --out results/checkpoints/minilm/synth/listwise_kd/seed1" in text
+    assert "harness train --out results/checkpoints/minilm/synth/listwise_kd/seed1" in html.unescape(text)
     assert "Teacher: <strong>minilm</strong> (bi-encoder)" in text
     assert "abc1234" in text and "2.13.0" in text
     log = [json.loads(line) for line in (results / "checkpoints/minilm/synth/listwise_kd/seed1/train_log.jsonl")
@@ -288,6 +289,43 @@ def test_run_page_shows_provenance_curve_histogram_and_downloads(built):
     metrics = next(link for link in page.links if link.endswith(".metrics.json"))
     assert json.loads((pages[0].parent / metrics).read_text())["metrics"] == json.loads(
         (run_dir / "metrics.json").read_text())["metrics"]
+
+
+def commands(text: str) -> dict[str, str]:
+    """Step → the command a run page prints for it (unescaped, as a browser shows it)."""
+    return {step: html.unescape(code) for step, code in
+            re.findall(r'<pre class="cmd" data-step="([^"]+)"><code>(.*?)</code></pre>', text, re.S)}
+
+
+def test_run_pages_print_commands_that_split_back_into_the_recorded_argv(built):
+    results, site, _ = built
+    root = str(results.resolve().parent) + "/"
+    checked = 0
+    for path in sorted((results / "runs").glob("**/metrics.json")):
+        rec = json.loads(path.read_text())
+        run_path = path.parent.relative_to(results).as_posix()
+        page = site / f"runs/{slug(run_path.removeprefix('runs/'))}.html"
+        shown = commands(page.read_text(encoding="utf-8"))
+        prov = rec["provenance"]
+        expected = {"evaluate": prov["argv"]} | ({"train": prov["train_argv"]} if prov["train_argv"] else {})
+        assert set(shown) == {"snakemake", *expected}, page
+        for step, argv in expected.items():
+            assert shlex.split(shown[step]) == [a.replace(root, "") for a in argv], (page, step)
+            checked += 1
+        assert shlex.split(shown["snakemake"]) == ["snakemake", "--cores", "all", f"results/{run_path}/metrics.json"]
+    assert checked > 40
+    mw = commands(next((site / "runs").glob("minilm-synth-mw-seed1-synth-*.html")).read_text(encoding="utf-8"))
+    assert "--loss-params '{\"temperature\": 0.05}'" in mw["train"]  # a JSON argument pastes as one word
+
+
+def test_a_record_argv_must_be_a_list_of_strings(tmp_path):
+    results = fixture.write_results(tmp_path / "results")
+    path = results / "runs/e5/nq/infonce/seed2/nq/metrics.json"
+    rec = json.loads(path.read_text())
+    rec["provenance"]["train_argv"] = "harness train"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(DataError, match=r"nq/metrics\.json, field 'provenance\.train_argv'"):
+        build_site(results, tmp_path / "site")
 
 
 def test_dataset_page_has_raw_and_corrected_p_and_difference_ci(built):

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import re
+import shlex
 import shutil
 import textwrap
 from pathlib import Path
@@ -56,6 +57,11 @@ def dataset_page(cf: CompareFile) -> str:
 
 def run_stem(run_path: str) -> str:
     return f"runs/{slug(run_path.removeprefix('runs/'))}"
+
+
+def snakemake_target(run: Run, results: Path) -> str:
+    """The one line that (re)makes ``run`` with the workflow, run from the folder holding ``results``."""
+    return shlex.join(["snakemake", "--cores", "all", f"{results.name}/{run.path}/metrics.json"])
 
 
 def loss_anchor(name: str) -> str:
@@ -285,6 +291,7 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None)
     for run in data.runs.values():
         links = _write_run_files(run, results, site)
         page(f"{run_stem(run.path)}.html", "run.html.j2", run=run, links=links, charts=_run_plots(run),
+             target=snakemake_target(run, results), results_name=results.name,
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
     page("losses.html", "losses.html.j2", losses=_loss_entries(registry))

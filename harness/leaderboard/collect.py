@@ -13,16 +13,19 @@ shows a path of the machine that built it.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import DataError
 from harness.grid import PATHS
+from harness.io import iter_jsonl, read_json
 
 LOSS_CARD_FILE = "lossboard.json"  # a checkpoint's metadata (harness.models.biencoder.SETTINGS_FILE)
 LOSS_CARD_FIELDS = ("name", "params", "doc", "paper", "citation", "needs_teacher", "defaults")
-from harness.io import iter_jsonl, read_json
+# the steps a run's provenance records: (step, its argv field, its command field for records without argv)
+COMMANDS = (("train", "train_argv", "train_command"), ("evaluate", "argv", "command"))
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,19 @@ class Run:
     def key(self) -> dict[str, Any]:
         """The grid key: model, train, loss, seed, eval, split."""
         return self.record["run"]
+
+    @property
+    def commands(self) -> list[tuple[str, str]]:
+        """(step, shell command) of each recorded step: ``shlex.join`` of its argv, or the command as an
+        older record wrote it."""
+        prov = self.record.get("provenance") or {}
+        out = []
+        for step, argv_key, command_key in COMMANDS:
+            argv = prov.get(argv_key)
+            command = shlex.join(argv) if argv else prov.get(command_key)
+            if command:
+                out.append((step, str(command)))
+        return out
 
     @property
     def teacher(self) -> dict[str, Any] | None:
@@ -237,6 +253,10 @@ def read_run(folder: Path, results: Path) -> Run:
     for key in ("model", "train", "loss", "seed", "eval"):
         _field(_field(record, "run", path), key, path, "run.")
     _field(record, "metrics", path)
+    for _, argv_key, _ in COMMANDS:
+        argv = (record.get("provenance") or {}).get(argv_key)
+        if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+            raise DataError("must be a list of strings", path, field=f"provenance.{argv_key}")
     log: list[dict[str, Any]] = []
     card = None
     checkpoint = record.get("checkpoint")
