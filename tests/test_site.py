@@ -136,7 +136,8 @@ def row_of(table: dict, label: str) -> dict:
 
 
 def numbers(text: str) -> list[float]:
-    return [float(t) for t in text.replace("±", " ").replace("▲", " ").replace("▼", " ").split()]
+    """The mean (and ± std) of a cell: the numbers before its Δ line."""
+    return [float(t) for t in text.split("Δ")[0].replace("±", " ").replace("▲", " ").replace("▼", " ").split()]
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +219,56 @@ def test_significance_marks_follow_holm_corrected_p(built, index_page):
             assert f"Holm-corrected p = {c['p_corrected']:.3f}" in cell["sig_title"]
     marks = {r["attrs"]["data-label"]: r["cells"][2]["sig"] for r in board_table(index_page, 2, "main")["rows"]}
     assert marks == {"zero-shot": None, "infonce": None, "mw": "▲", "listwise_kd": "▼", XSS: None}
+
+
+def test_overview_cells_show_delta_ci_and_holm_p_without_hover(built, index_page):
+    results = built[0]
+    checked = 0
+    for model_index, cf_path in [(1, "compare/e5/nq/nq.json"), (2, "compare/minilm/synth/synth.json"),
+                                 (2, "compare/minilm/synth/qa.json")]:
+        cf = json.loads((results / cf_path).read_text())
+        table = board_table(index_page, model_index, "main")
+        col = [c["text"].split()[0] for c in table["head"][0]["cells"]].index(cf["eval"])
+        means = {label: m for label, (m, _, _) in
+                 expected_stats(results, cf["model"], cf["eval"], cf["main_metric"]).items()}
+        compared = {c["loss"]: c for c in cf["comparisons"][cf["main_metric"]]}
+        for row in table["rows"]:
+            label, text = row["attrs"]["data-label"], row["cells"][col]["text"]
+            c = compared.get(label)
+            if c is None:
+                assert "Δ" not in text, label
+                continue
+            diff = means[label] - means[cf["baseline"]]
+            assert text.split("Δ", 1)[1].split() == [f"{diff:+.3f}", f"[{c['ci_low']:+.3f},", f"{c['ci_high']:+.3f}]",
+                                                      "·", "Holm", "p", f"{c['p_corrected']:.3f}"], label
+            checked += 1
+    assert checked == 1 + 3 + 3
+
+
+def test_each_board_has_a_one_line_summary(built, tmp_path):
+    results, site, _ = built
+    text = html.unescape((site / "index.html").read_text(encoding="utf-8"))
+    means = {label: m for label, (m, _, _) in expected_stats(results, "minilm", "synth", "ndcg@10").items()}
+    cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
+    p = {c["loss"]: c["p_corrected"] for c in cf["comparisons"]["ndcg@10"]}
+    assert (f"synth: mw {means['mw'] - means['infonce']:+.3f} (Holm p {p['mw']:.3f}) beats infonce on ndcg@10; "
+            f"significantly worse: listwise_kd {means['listwise_kd'] - means['infonce']:+.3f} "
+            f"(Holm p {p['listwise_kd']:.3f}).") in text
+    assert "scifact: no loss is compared with infonce." in text
+    # the issue's case: not better on the main metric, significantly better on another
+    changed = tmp_path / "results"
+    shutil.copytree(results, changed)
+    path = changed / "compare/e5/nq/nq.json"
+    cf = json.loads(path.read_text())
+    for items in cf["comparisons"].values():
+        items[0].update(p_corrected=0.086, significant=False)
+    main, = cf["comparisons"]["ndcg@10"]
+    mrr, = cf["comparisons"]["mrr@10"]
+    mrr.update(p_corrected=0.009, significant=True, direction="better")
+    path.write_text(json.dumps(cf))
+    text = html.unescape(build_site(changed, tmp_path / "site").read_text(encoding="utf-8"))
+    assert (f"nq: no loss beats infonce on ndcg@10; closest: mw.temperature=0.05 {main['mean_diff']:+.3f} (Holm p 0.086)"
+            f" — but significantly better on mrr@10: mw.temperature=0.05 {mrr['mean_diff']:+.3f} (Holm p 0.009).") in text
 
 
 def test_script_names_are_shown_as_text(built):

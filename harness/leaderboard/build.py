@@ -35,7 +35,7 @@ import markupsafe
 
 from harness.io import atomic_dir
 from harness.leaderboard import plots
-from harness.leaderboard.collect import CompareFile, Results, Run, read_results
+from harness.leaderboard.collect import CompareFile, Comparison, Results, Run, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
                                         metric_names, reference_checks)
 from harness.references import read_references
@@ -81,6 +81,37 @@ def fmt_p(p: float | None) -> str:
     return f"{p:.1e}" if 0 < p < 1e-3 else f"{p:.3f}"
 
 
+def _listed(items: list[Comparison]) -> str:
+    return ", ".join(f"{c.loss} {c.mean_diff:+.3f} (Holm p {fmt_p(c.p_corrected)})" for c in items)
+
+
+def summary(cf: CompareFile) -> str:
+    """One sentence on ``cf``: the losses that beat (or lose to) the baseline on the main metric, with Δ
+    and Holm p; when none beats it, the closest one and the other tested metrics where some loss is
+    significantly better."""
+    compared = cf.comparisons.get(cf.main_metric, {}).values()
+    if not compared:
+        return f"{cf.eval}: no loss is compared with {cf.baseline}."
+    better = [c for c in compared if c.significant and c.direction == "better"]
+    worse = [c for c in compared if c.significant and c.direction == "worse"]
+    if better:
+        verb = "beats" if len(better) == 1 else "beat"
+        text = f"{cf.eval}: {_listed(better)} {verb} {cf.baseline} on {cf.main_metric}"
+    else:
+        closest = max(compared, key=lambda c: c.mean_diff)
+        text = f"{cf.eval}: no loss beats {cf.baseline} on {cf.main_metric}; closest: {_listed([closest])}"
+        elsewhere = []
+        for metric in cf.metrics:
+            items = [c for c in cf.comparisons.get(metric, {}).values() if c.significant and c.direction == "better"]
+            if metric != cf.main_metric and items:
+                elsewhere.append(f"on {metric}: {_listed(items)}")
+        if elsewhere:
+            text += f" — but significantly better {'; '.join(elsewhere)}"
+    if worse:
+        text += f"; significantly worse: {_listed(worse)}"
+    return text + "."
+
+
 def fmt_quantity(value: float | None, unit: str = "") -> str:
     """A measured quantity with thousands separators and at most one decimal."""
     if value is None:
@@ -116,7 +147,7 @@ def _environment(latex: bool = False) -> jinja2.Environment:
                        tex=latex_escape,
                        pretty=lambda obj: json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
     env.globals.update(dataset_page=dataset_page, run_stem=run_stem, loss_anchor=loss_anchor,
-                       MAIN=MAIN, plots=plots, best_labels=best_labels)
+                       MAIN=MAIN, plots=plots, best_labels=best_labels, summary=summary)
     return env
 
 
