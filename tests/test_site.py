@@ -271,6 +271,36 @@ def test_each_board_has_a_one_line_summary(built, tmp_path):
             f" — but significantly better on mrr@10: mw.temperature=0.05 {mrr['mean_diff']:+.3f} (Holm p 0.009).") in text
 
 
+def seeds_badges(text: str) -> dict[str, str]:
+    """Row label → its seeds badge, for the rows of the first table of a page."""
+    table = Page(text).tables[0]
+    return {r["attrs"]["data-label"]: m[1] for r in table["rows"]
+            if (m := re.search(r"n=([0-9–]+)", r["cells"][0]["text"]))}
+
+
+def test_every_trained_row_says_how_many_seeds_its_mean_is_over(built, tmp_path):
+    results, site, index = built
+    counts: dict[str, set[str]] = {}
+    for rec in read_runs(results):
+        if rec["run"]["model"] == "e5" and rec["run"]["eval"] == "nq" and rec["loss"]:
+            counts.setdefault(rec["run"]["loss"], set()).add(rec["run"]["seed"])
+    assert seeds_badges(index.read_text(encoding="utf-8")) == {k: str(len(v)) for k, v in counts.items()}
+    dataset = next((site / "datasets").glob("e5-nq-nq-*.html")).read_text(encoding="utf-8")
+    assert seeds_badges(dataset) == {k: str(len(v)) for k, v in counts.items()} == {"infonce": "2",
+                                                                                    "mw.temperature=0.05": "2"}
+    assert "query variance only" not in index.read_text(encoding="utf-8") + dataset
+
+    one = fixture.write_results(tmp_path / "results", [{**fixture.BOARDS[1], "seeds": [7]}])
+    index = build_site(one, tmp_path / "site").read_text(encoding="utf-8")
+    dataset = next((tmp_path / "site/datasets").glob("e5-nq-nq-*.html")).read_text(encoding="utf-8")
+    for text in (index, dataset):
+        assert seeds_badges(text) == {"infonce": "1", "mw.temperature=0.05": "1"}
+        assert ("n = 1 seed for infonce, mw.temperature=0.05: the paired tests against the baseline then cover "
+                "query variance only, not training-seed variance.") in text
+    tex = (tmp_path / "site/leaderboard.tex").read_text()
+    assert r"$\pm$ 0.000" not in tex and "infonce & " in tex
+
+
 def test_script_names_are_shown_as_text(built):
     _, site, _ = built
     pages = list(site.glob("**/*.html"))

@@ -65,6 +65,11 @@ class Row:
     runs: list[str]
     metrics: dict[str, Stat]
 
+    @property
+    def one_seed(self) -> bool:
+        """A trained row of one seed: its paired tests cover query variance only, not training-seed variance."""
+        return self.kind != "zero-shot" and len(self.seeds) == 1
+
 
 @dataclass(frozen=True)
 class CompareFile:

@@ -21,7 +21,7 @@ average column.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
@@ -73,6 +73,8 @@ class BoardRow:
     subgroup_averages: dict[tuple[str, str], Average]
     teacher: dict[str, Any] | None
     encoder: dict[str, Any] | None = None
+    seeds: list[int] = field(default_factory=list)  # the numbers of seeds of its cells (one unless they differ)
+    one_seed: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
     overall: dict[Any, list[int]] = {}
     for i, (cf, _) in enumerate(columns):
         overall.setdefault(subgroup_key(cf) or i, []).append(i)
+    same = {rep.label: [r for cf, _ in columns for r in cf.rows if r.label == rep.label] for rep in labels}
     all_cells = []
     for rep in labels:
         cells: list[Cell | None] = []
@@ -232,7 +235,8 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
                      {k: by_subgroup[k][n] for k in subgroups},
                      next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None),
                      next((e for r in rep.runs if (e := (results.runs[r].record.get("protocol") or {}).get("encoder"))),
-                          None))
+                          None),
+                     sorted({len(r.seeds) for r in same[rep.label]}), any(r.one_seed for r in same[rep.label]))
             for n, (rep, cells) in enumerate(zip(labels, all_cells))]
     return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups},
                 subgroup_after={sub_members[k][-1]: k for k in subgroups})
