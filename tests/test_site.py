@@ -15,12 +15,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from harness.cli import parser
 from harness.errors import DataError
 from harness.leaderboard.build import breakable, build_site, doc_sections, inline, latex_escape, slug
 from harness.leaderboard.plots import nice_ticks
@@ -299,6 +301,38 @@ def test_every_trained_row_says_how_many_seeds_its_mean_is_over(built, tmp_path)
                 "query variance only, not training-seed variance.") in text
     tex = (tmp_path / "site/leaderboard.tex").read_text()
     assert r"$\pm$ 0.000" not in tex and "infonce & " in tex
+
+
+def test_every_page_footer_names_the_commit_dirty_flag_and_build_date(built):
+    _, site, _ = built
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                capture_output=True, text=True).stdout.strip())
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    pages = list(site.glob("**/*.html"))
+    assert len(pages) > 30
+    for page in pages:
+        footer = page.read_text(encoding="utf-8").split('<footer class="site">')[1]
+        assert f'at commit <code title="{head}">{head[:12]}</code>' in footer, page
+        assert ("with uncommitted changes" in footer) == dirty, page
+        assert f"<time>{today} " in footer, page
+    built_json = json.loads((site / "leaderboard.json").read_text())["built"]
+    assert (built_json["commit"], built_json["dirty"], built_json["date"][:10]) == (head, dirty, today)
+
+
+def test_host_names_only_when_asked(built, tmp_path):
+    results, site, _ = built
+    assert {rec["provenance"]["host"] for rec in read_runs(results)} == {"testhost"}
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix != ".gz":
+            assert "testhost" not in path.read_text(encoding="utf-8"), path
+    shown = tmp_path / "site"
+    build_site(results, shown, show_host=True)
+    run_page = next((shown / "runs").glob("minilm-synth-mw-seed1-synth-*.html")).read_text(encoding="utf-8")
+    assert "cpu (testhost)" in run_page
+    assert {r["provenance"]["host"] for r in json.loads((shown / "leaderboard.json").read_text())["runs"]} == {
+        "testhost"}
+    assert parser().parse_args(["site", "--show-host"]).show_host and not parser().parse_args(["site"]).show_host
 
 
 def test_script_names_are_shown_as_text(built):

@@ -27,6 +27,8 @@ import re
 import shlex
 import shutil
 import textwrap
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import jinja2
 import markupsafe
 
 from harness.io import atomic_dir
+from harness.provenance import git_commit
 from harness.leaderboard import plots
 from harness.leaderboard.collect import CompareFile, Comparison, Results, Run, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
@@ -291,8 +294,27 @@ def _csv_text(all_boards: list[Board]) -> str:
     return buffer.getvalue()
 
 
-def _render_into(results: Path, site: Path, title: str, references: Path | None) -> Path:
+def _without_host(run: Run) -> Run:
+    """``run`` without the machine's name (``provenance.host``)."""
+    prov = run.record.get("provenance")
+    if not isinstance(prov, dict) or "host" not in prov:
+        return run
+    return replace(run, record={**run.record, "provenance": {k: v for k, v in prov.items() if k != "host"}})
+
+
+def build_info() -> dict[str, Any]:
+    """What built the site: the commit of this code (None outside git), whether it had uncommitted
+    changes, and the time (UTC)."""
+    commit = git_commit(HERE)
+    return {"commit": commit.removesuffix("-dirty") if commit else None,
+            "dirty": bool(commit and commit.endswith("-dirty")),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _render_into(results: Path, site: Path, title: str, references: Path | None, show_host: bool) -> Path:
     data: Results = read_results(results)
+    if not show_host:
+        data = replace(data, runs={path: _without_host(run) for path, run in data.runs.items()})
     checks = reference_checks(data, read_references(references) if references else None)
     all_boards = boards(data, checks)
     registry = data.losses
@@ -302,7 +324,8 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None)
         for row in cf.rows:
             for run_path in row.runs:
                 run_compares.setdefault(run_path, []).append(cf)
-    common = {"title": title}
+    built = build_info()
+    common = {"title": title, "built": built}
 
     def page(name: str, template: str, **context: Any) -> None:
         root = "../" * name.count("/")
@@ -326,17 +349,19 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None)
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
     page("losses.html", "losses.html.j2", losses=_loss_entries(registry))
-    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks))
+    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks) | {"built": built})
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
     (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
                                           encoding="utf-8")
     return site / "index.html"
 
 
-def build_site(results: Path, out: Path, *, title: str = "lossboard", references: Path | None = None) -> Path:
+def build_site(results: Path, out: Path, *, title: str = "lossboard", references: Path | None = None,
+               show_host: bool = False) -> Path:
     """Build the site for ``results`` into ``out`` (replaced whole) and return ``out/index.html``;
-    rows with published ``references`` (a references file) are marked OK or FAIL."""
+    rows with published ``references`` (a references file) are marked OK or FAIL. The machines'
+    host names are left out unless ``show_host``."""
     out = Path(out)
     with atomic_dir(out) as tmp:
-        _render_into(Path(results), tmp, title, references)
+        _render_into(Path(results), tmp, title, references, show_host)
     return out / "index.html"
