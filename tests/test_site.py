@@ -273,9 +273,14 @@ def test_each_board_has_a_one_line_summary(built, tmp_path):
             f" — but significantly better on mrr@10: mw.temperature=0.05 {mrr['mean_diff']:+.3f} (Holm p 0.009).") in text
 
 
+def labelled_tables(page: Page) -> list[dict]:
+    """The tables of a page whose rows are loss rows (``data-label``)."""
+    return [t for t in page.tables if t["rows"] and "data-label" in t["rows"][0]["attrs"]]
+
+
 def seeds_badges(text: str) -> dict[str, str]:
-    """Row label → its seeds badge, for the rows of the first table of a page."""
-    table = Page(text).tables[0]
+    """Row label → its seeds badge, for the rows of the first table of loss rows of a page."""
+    table = labelled_tables(Page(text))[0]
     return {r["attrs"]["data-label"]: m[1] for r in table["rows"]
             if (m := re.search(r"n=([0-9–]+)", r["cells"][0]["text"]))}
 
@@ -448,7 +453,7 @@ def test_dataset_page_has_raw_and_corrected_p_and_difference_ci(built):
     cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
     page = Page(next((site / "datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8"))
     significance = [t for t in page.tables
-                    if [c["text"] for c in t["head"][0]["cells"]][1:3] == ["Mean diff.", "CI of diff."]]
+                    if t["head"] and [c["text"] for c in t["head"][0]["cells"]][1:3] == ["Mean diff.", "CI of diff."]]
     assert len(significance) == len(cf["metrics"])
     for table, metric in zip(significance, cf["metrics"]):
         for c in cf["comparisons"][metric]:
@@ -457,8 +462,83 @@ def test_dataset_page_has_raw_and_corrected_p_and_difference_ci(built):
             assert cells[2] == f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
             assert float(cells[3]) == pytest.approx(c["p_value"], rel=0.05)
             assert float(cells[4]) == pytest.approx(c["p_corrected"], abs=5e-4)
-    assert page.tables[0]["rows"][0]["cells"][-1]["text"] == "0"  # zero-shot: one run, seed 0
+    assert labelled_tables(page)[0]["rows"][0]["cells"][-1]["text"] == "0"  # zero-shot: one run, seed 0
     assert page.rawdata_text.count('<g class="item') >= len(cf["rows"])
+
+
+def test_dataset_page_describes_the_data_from_its_meta_json(built, tmp_path):
+    results, site, _ = built
+    meta = json.loads((results / "data/nq/meta.json").read_text())
+    text = next((site / "datasets").glob("e5-nq-nq-*.html")).read_text(encoding="utf-8")
+    counts = meta["counts"]
+    assert (f"Prepared dataset <code>nq</code>: {counts['docs']:,} passages, {counts['queries']:,} queries."
+            in text)
+    kv = {c["cells"][0]["text"]: c["cells"][1]["text"] for t in Page(text).tables if not t["head"] for c in t["rows"]}
+    assert kv["test"] == f"{counts['qrels/test']:,}"
+    assert {k: kv[k] for k in meta["source"]} == {k: v if isinstance(v, str) else json.dumps(v)
+                                                  for k, v in meta["source"].items()}  # JSON's false, not False
+    assert kv["duplicate_judgements"] == "2" and all(kv[f] == h for f, h in meta["sha256"].items())
+    # an eval set naming its dataset: the page reads that dataset's meta.json
+    changed = tmp_path / "results"
+    shutil.copytree(results, changed)
+    for path in (changed / "runs/e5").glob("*/*/*/arguana/metrics.json"):
+        rec = json.loads(path.read_text())
+        rec["provenance"]["config"]["eval_set"]["dataset"] = "nq"
+        path.write_text(json.dumps(rec))
+    build_site(changed, tmp_path / "site")
+    text = next((tmp_path / "site/datasets").glob("e5-nq-arguana-*.html")).read_text(encoding="utf-8")
+    assert f"Prepared dataset <code>nq</code>: {counts['docs']:,} passages, {counts['queries']:,} queries." in text
+
+
+def per_query_means(results: Path, model: str, eval_name: str, metric: str) -> dict[str, dict[str, float]]:
+    """Label → query id → mean of ``metric`` over the row's seeds, from the runs' per_query.jsonl."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for path in (results / "runs" / model).glob(f"*/*/*/{eval_name}/per_query.jsonl"):
+        label = json.loads((path.parent / "metrics.json").read_text())["run"]["loss"]
+        for line in path.read_text().splitlines():
+            obj = json.loads(line)
+            values.setdefault(label, {}).setdefault(obj["query_id"], []).append(obj[metric])
+    return {label: {q: sum(v) / len(v) for q, v in qs.items()} for label, qs in values.items()}
+
+
+def test_dataset_page_counts_queries_won_tied_lost_against_the_baseline(built):
+    results, site, _ = built
+    for model, train, eval_name, metric in [("minilm", "synth", "synth", "ndcg@10"), ("e5", "nq", "nq", "ndcg@10"),
+                                            ("minilm", "synth", "qa", "hits@20")]:
+        means = per_query_means(results, model, eval_name, metric)
+        base = means["infonce"]
+        page = Page(next((site / "datasets").glob(f"{model}-{train}-{eval_name}-*.html")).read_text(encoding="utf-8"))
+        table = labelled_tables(page)[0]
+        col = [c["text"] for c in table["head"][0]["cells"]].index("Queries won / tied / lost")
+        for row in table["rows"]:
+            label = row["attrs"]["data-label"]
+            shown = row["cells"][col]["text"]
+            if label == "infonce":
+                assert shown == "–"
+                continue
+            mine = means[label]
+            expected = [sum(mine[q] > base[q] for q in base), sum(mine[q] == base[q] for q in base),
+                        sum(mine[q] < base[q] for q in base)]
+            assert [int(n) for n in shown.split(" / ")] == expected, (eval_name, label)
+            assert sum(expected) == 8
+    assert any(0 < int(n) < 8 for r in table["rows"][2:] for n in r["cells"][col]["text"].split(" / "))
+
+
+def test_dataset_page_has_a_forest_plot_of_the_paired_differences(built):
+    results, site, _ = built
+    cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
+    text = next((site / "datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8")
+    forests = re.findall(r'<figure class="plot forest">(.*?)</figure>', text, re.S)
+    assert len(forests) == len(cf["metrics"])
+    first = forests[0]  # the main metric
+    assert "ndcg@10: loss − infonce, paired difference and 95% CI" in html.unescape(first)
+    zero = float(re.search(r'<line class="zero" x1="([0-9.]+)"', first)[1])
+    items = re.findall(r'<g class="item [^"]*">\s*<title>(.*?)</title>.*?<circle class="dot" cx="([0-9.]+)"', first, re.S)
+    compared = cf["comparisons"]["ndcg@10"]
+    assert [html.unescape(t) for t, _ in items] == [
+        f"{c['loss']}: {c['mean_diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" for c in compared]
+    for (_, x), c in zip(items, compared):
+        assert (float(x) > zero) == (c["mean_diff"] > 0), c["loss"]
 
 
 def row_of_loss(table: dict, label: str) -> dict:

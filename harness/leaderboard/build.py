@@ -19,6 +19,7 @@ rather than half of a new one.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -38,9 +39,9 @@ import markupsafe
 from harness.io import atomic_dir
 from harness.provenance import git_commit
 from harness.leaderboard import plots
-from harness.leaderboard.collect import CompareFile, Comparison, Results, Run, read_results
+from harness.leaderboard.collect import CompareFile, Comparison, Results, Run, read_per_query, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
-                                        metric_names, reference_checks)
+                                        metric_names, reference_checks, win_tie_loss)
 from harness.references import read_references
 
 HERE = Path(__file__).parent
@@ -264,6 +265,14 @@ def _dataset_plots(cf: CompareFile) -> list[plots.IntervalPlot]:
     return out
 
 
+def _forest_plots(cf: CompareFile) -> list[plots.IntervalPlot]:
+    """Per tested metric (the main one first): each loss's paired difference from the baseline and its CI."""
+    kinds = {r.label: r.kind for r in cf.rows}
+    return [plots.interval_plot(metric, [(loss, kinds.get(loss, "loss"), c.mean_diff, c.ci_low, c.ci_high)
+                                         for loss, c in cf.comparisons[metric].items()], forest=True)
+            for metric in dict.fromkeys([cf.main_metric, *cf.metrics]) if cf.comparisons.get(metric)]
+
+
 def _write_run_files(run: Run, results: Path, site: Path) -> dict[str, str | None]:
     stem = run_stem(run.path)
     trec = results / run.path / "run.trec"
@@ -341,6 +350,8 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
     for board in all_boards:
         for cf in board.compares:
             page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
+                 forests=_forest_plots(cf),
+                 wins=win_tie_loss(cf, functools.partial(read_per_query, results, metric=cf.main_metric)),
                  registry=registry, checks=[c for c in board.checks if c.reference.eval_set == cf.eval])
     for run in data.runs.values():
         links = _write_run_files(run, results, site)

@@ -20,7 +20,7 @@ average column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
@@ -240,6 +240,37 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
             for n, (rep, cells) in enumerate(zip(labels, all_cells))]
     return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups},
                 subgroup_after={sub_members[k][-1]: k for k in subgroups})
+
+
+@dataclass(frozen=True)
+class WinTieLoss:
+    """Queries on which a row's per-query value (mean over its seeds) is above, equal to or below the baseline's."""
+
+    win: int
+    tie: int
+    loss: int
+
+
+def win_tie_loss(cf: CompareFile, per_query: Callable[[str], dict[str, float] | None]) -> dict[str, WinTieLoss]:
+    """Label → its :class:`WinTieLoss` against the baseline on ``cf``'s main metric, over the queries every
+    run of both rows scored; ``per_query`` gives a run's values (None: the run has none; the row is left out)."""
+    def means(row: Row) -> dict[str, float] | None:
+        values = [per_query(r) for r in row.runs]
+        if not values or any(v is None for v in values):
+            return None
+        shared = set.intersection(*(set(v) for v in values))
+        return {q: fmean(v[q] for v in values) for q in shared}
+
+    base_row = next((r for r in cf.rows if r.label == cf.baseline), None)
+    base = means(base_row) if base_row is not None else None
+    out = {}
+    for row in cf.rows:
+        mine = means(row) if base is not None and row.label != cf.baseline else None
+        if mine is not None:
+            shared = mine.keys() & base.keys()
+            out[row.label] = WinTieLoss(sum(mine[q] > base[q] for q in shared), sum(mine[q] == base[q] for q in shared),
+                                        sum(mine[q] < base[q] for q in shared))
+    return out
 
 
 def metric_names(compares: Iterable[CompareFile]) -> list[str]:
