@@ -24,7 +24,7 @@ import pytest
 
 from harness.cli import parser
 from harness.errors import DataError
-from harness.leaderboard.build import breakable, build_site, doc_sections, inline, latex_escape, slug
+from harness.leaderboard.build import breakable, build_site, doc_sections, fmt_p, inline, latex_escape, slug
 from harness.leaderboard.plots import nice_ticks
 from harness.losses import REGISTRY
 
@@ -811,7 +811,42 @@ def test_docstring_sections_for_the_losses_page():
 
 
 def test_long_labels_may_break_after_separators_and_stay_escaped():
-    assert str(breakable("mw.t=0.05,<b>_x")) == "mw.<wbr>t=<wbr>0.<wbr>05,<wbr>&lt;b&gt;_<wbr>x"
+    assert str(breakable("mw.t=0.05,<b>_x")) == "mw.<wbr>t=<wbr>0.05,<wbr>&lt;b&gt;_<wbr>x"  # not inside 0.05
+
+
+def test_smaller_defects_of_issue_17(built, tmp_path):
+    results, site, index = built
+    assert fmt_p(1 / 10001, 10000) == "< 1e-4" and fmt_p(0.0004, 10000) == "4.0e-04" and fmt_p(1 / 10001) == "1.0e-04"
+    # the auc view is not tested: its caption says so instead of promising ▲/▼
+    text = index.read_text(encoding="utf-8")
+    captions = re.findall(r"<caption>(.*?)</caption>", text, re.S)
+    auc = [c for c in captions if c.strip().startswith("auc_global")]
+    assert auc and all("Not tested against the baseline" in c and "▲" not in c for c in auc)
+    assert all("▲/▼ and Δ: against the baseline" in c for c in captions if c.strip().startswith(("main", "Main", "mrr")))
+    # the zero-shot run is not "trained on zero-shot"
+    zero_shot = next((site / "runs").glob("minilm-zero-shot-zero-shot-seed0-synth-*.html")).read_text(encoding="utf-8")
+    assert "not trained (zero-shot)" in zero_shot and "trained on zero-shot" not in zero_shot
+    # p at the permutation floor on the dataset page
+    changed = tmp_path / "results"
+    shutil.copytree(results, changed)
+    path = changed / "compare/minilm/synth/synth.json"
+    cf = json.loads(path.read_text())
+    cf["comparisons"]["ndcg@10"][0]["p_value"] = 1 / (cf["test"]["permutations"] + 1)
+    path.write_text(json.dumps(cf))
+    build_site(changed, tmp_path / "site")
+    dataset = Page(next((tmp_path / "site/datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8"))
+    sig = next(t for t in dataset.tables if t["head"] and t["head"][0]["cells"][1]["text"] == "Mean diff.")
+    assert row_of_loss(sig, cf["comparisons"]["ndcg@10"][0]["loss"])["cells"][3]["text"] == "< 1e-4"
+    # on a phone every table keeps its row header (the loss name) in view
+    css = (site / "static/style.css").read_text()
+    assert re.search(r'\.table-wrap th\[scope="row"\] \{ position: sticky; left: 0;', css)
+
+
+def test_a_group_of_one_set_is_not_called_sets(tmp_path):
+    board = {**fixture.BOARDS[1], "groups": {"arguana": "beir"}}
+    text = build_site(fixture.write_results(tmp_path / "results", [board]), tmp_path / "site").read_text(
+        encoding="utf-8")
+    assert "mean of its 1 set<" in text and "mean of its 1 sets" not in text
 
 
 def test_latex_escape():

@@ -78,10 +78,13 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def fmt_p(p: float | None) -> str:
-    """A p-value: three decimals, or scientific notation below 0.001."""
+def fmt_p(p: float | None, permutations: int | None = None) -> str:
+    """A p-value: three decimals, or scientific notation below 0.001; with the ``permutations`` of its
+    test, a p at the test's floor (1 / (permutations + 1)) as ``< 1/permutations`` (e.g. ``< 1e-4``)."""
     if p is None:
         return "–"
+    if permutations and p <= 1 / (permutations + 1) * (1 + 1e-9):
+        return "< " + re.sub(r"e([-+])0*(\d)", r"e\1\2", f"{1 / permutations:.0e}").replace("e+", "e")
     return f"{p:.1e}" if 0 < p < 1e-3 else f"{p:.3f}"
 
 
@@ -224,8 +227,9 @@ def inline(text: str) -> markupsafe.Markup:
 
 
 def breakable(text: str) -> markupsafe.Markup:
-    """Escape ``text`` and allow a line break after each ``.``, ``=``, ``,`` and ``_`` (long row labels)."""
-    return markupsafe.Markup(re.sub(r"([.=,_])", r"\1<wbr>", str(markupsafe.escape(text))))
+    """Escape ``text`` and allow a line break after each ``=``, ``,``, ``_`` and ``.`` but the decimal point of a
+    number (long row labels)."""
+    return markupsafe.Markup(re.sub(r"([=,_]|\.(?!\d))", r"\1<wbr>", str(markupsafe.escape(text))))
 
 
 def _loss_entries(cards: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

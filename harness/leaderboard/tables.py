@@ -91,6 +91,11 @@ class View:
     group_after: dict[int, str]
     subgroup_after: dict[int, tuple[str, str]]
 
+    @property
+    def tested(self) -> bool:
+        """Whether some column's metric is tested against the baseline (not aggregate-only)."""
+        return any(metric in cf.metrics for cf, metric in self.columns)
+
     def members(self, group: str) -> list[str]:
         """The eval sets of ``group``, in column order."""
         return [cf.eval for cf, _ in self.columns if cf.group == group]
