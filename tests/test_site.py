@@ -541,6 +541,19 @@ def test_dataset_page_has_a_forest_plot_of_the_paired_differences(built):
         assert (float(x) > zero) == (c["mean_diff"] > 0), c["loss"]
 
 
+def test_dataset_page_shows_every_row_score_distribution(built):
+    results, site, _ = built
+    cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
+    text = next((site / "datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8")
+    section = text.split('<h2 id="scores">')[1]
+    panels = re.findall(r"<section><h3>(.*?)</h3>(.*?)</section>", section, re.S)
+    assert [html.unescape(label) for label, _ in panels] == [row["loss"] for row in cf["rows"]]
+    for (_, panel), row in zip(panels, cf["rows"]):
+        hist = json.loads((results / row["runs"][0] / "metrics.json").read_text())["histogram"]
+        assert panel.count('<path class="hist') == 2
+        assert f"positives ({sum(hist['positives']):,})" in panel and f"negatives ({sum(hist['negatives']):,})" in panel
+
+
 def row_of_loss(table: dict, label: str) -> dict:
     return next(r for r in table["rows"] if r["cells"][0]["text"] == label)
 

@@ -246,17 +246,26 @@ def score_label(run: Run) -> str:
     return f"score ({SIMILARITY_LABELS.get(similarity, similarity)})" if similarity else "score"
 
 
-def _run_plots(run: Run) -> dict[str, Any]:
-    log = [(float(e["step"]), float(e["loss"])) for e in run.train_log if "step" in e and e.get("loss") is not None]
+def _histogram(run: Run) -> plots.HistogramPlot | None:
+    """The scores of the run's positive and negative pairs (``histogram`` in metrics.json), if recorded."""
     histogram = run.record.get("histogram") or {}
     edges = histogram.get("edges") or []
-    hist = None
-    if len(edges) >= 2:
-        hist = plots.histogram_plot(edges, {
-            "positives": ("pos", histogram.get("positives") or [0] * (len(edges) - 1)),
-            "negatives": ("neg", histogram.get("negatives") or [0] * (len(edges) - 1))}, score_label(run))
+    if len(edges) < 2:
+        return None
+    return plots.histogram_plot(edges, {
+        "positives": ("pos", histogram.get("positives") or [0] * (len(edges) - 1)),
+        "negatives": ("neg", histogram.get("negatives") or [0] * (len(edges) - 1))}, score_label(run))
+
+
+def _run_plots(run: Run) -> dict[str, Any]:
+    log = [(float(e["step"]), float(e["loss"])) for e in run.train_log if "step" in e and e.get("loss") is not None]
     curve = plots.line_plot([s for s, _ in log], [v for _, v in log], "step", "training loss") if log else None
-    return {"curve": curve, "histogram": hist}
+    return {"curve": curve, "histogram": _histogram(run)}
+
+
+def _score_plots(cf: CompareFile, runs: dict[str, Run]) -> list[tuple[str, plots.HistogramPlot]]:
+    """(row label, score histogram of its first run) for each row whose run recorded one: small multiples."""
+    return [(row.label, hist) for row in cf.rows if row.runs and (hist := _histogram(runs[row.runs[0]])) is not None]
 
 
 def _dataset_plots(cf: CompareFile) -> list[plots.IntervalPlot]:
@@ -354,7 +363,7 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
     for board in all_boards:
         for cf in board.compares:
             page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
-                 forests=_forest_plots(cf),
+                 forests=_forest_plots(cf), scores=_score_plots(cf, data.runs),
                  wins=win_tie_loss(cf, functools.partial(read_per_query, results, metric=cf.main_metric)),
                  registry=registry, checks=[c for c in board.checks if c.reference.eval_set == cf.eval])
     for run in data.runs.values():
