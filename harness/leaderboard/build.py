@@ -3,14 +3,19 @@
 ``build_site(results, out)`` reads ``compare/`` and ``runs/`` (see :mod:`.collect`), renders the
 Jinja2 templates (autoescape on) and writes::
 
-    index.html                 one table per (model, train set) and metric (see :mod:`.tables`)
-    datasets/<slug>.html       every metric of every row, the significance table, CI plots
-    runs/<slug>.html           config, reproduce command, provenance, training curve, score histogram
+    index.html                 one table per (model, train set) and metric (see :mod:`.tables`), Δ vs the
+                               baseline with CI and Holm p under each value, a one-line summary per eval set
+    datasets/<slug>.html       the data (meta.json), every metric of every row, queries won/tied/lost, the
+                               significance table, forest plots of Δ, CI plots, score distributions
+    runs/<slug>.html           config, reproduce commands (shell-quoted) and Snakemake target, provenance,
+                               training curve, score histogram
     runs/<slug>.run.trec.gz    the run file, gzipped;  runs/<slug>.metrics.json  its metrics
     runs.html, losses.html     every run; every loss the runs were trained with, as their checkpoints describe it
     leaderboard.json/.csv/.tex every number on the site; the main tables in LaTeX
     static/                    stylesheet, script, icon: no network is needed to view the site
 
+Every page's footer names the commit of this code, whether it had uncommitted changes, and the
+build date; the machines' host names are left out unless asked (``show_host``).
 Every link is relative, so the site works from ``file://`` and from any static server. The site
 is built with :func:`harness.io.atomic_dir`, so a failed build leaves the previous site (or none)
 rather than half of a new one.
