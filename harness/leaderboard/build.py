@@ -89,7 +89,7 @@ def fmt_p(p: float | None, permutations: int | None = None) -> str:
     if p is None:
         return "–"
     if permutations and p <= 1 / (permutations + 1) * (1 + 1e-9):
-        return "< " + re.sub(r"e([-+])0*(\d)", r"e\1\2", f"{1 / permutations:.0e}").replace("e+", "e")
+        return "< " + f"{1 / permutations:.0e}".replace("e-0", "e-")
     return f"{p:.1e}" if 0 < p < 1e-3 else f"{p:.3f}"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import DataError
-from harness.grid import PATHS
+from harness.grid import PATHS, ZERO_SHOT
 from harness.io import iter_jsonl, read_json
 
 LOSS_CARD_FILE = "lossboard.json"  # a checkpoint's metadata (harness.models.biencoder.SETTINGS_FILE)
@@ -69,7 +69,7 @@ class Row:
     @property
     def one_seed(self) -> bool:
         """A trained row of one seed: its paired tests cover query variance only, not training-seed variance."""
-        return self.kind != "zero-shot" and len(self.seeds) == 1
+        return self.kind != ZERO_SHOT and len(self.seeds) == 1
 
 
 @dataclass(frozen=True)
