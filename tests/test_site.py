@@ -438,6 +438,15 @@ def test_run_pages_print_commands_that_split_back_into_the_recorded_argv(built):
     assert "--loss-params '{\"temperature\": 0.05}'" in mw["train"]  # a JSON argument pastes as one word
 
 
+def test_provenance_records_argv_and_its_shell_quoted_command(monkeypatch):
+    from harness import provenance
+
+    argv = ["harness", "train", "--settings", '{"pooling": "mean", "prefix": "it\'s"}', "--out", "a b/c"]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/harness", *argv[1:]])
+    record = provenance.record(1.0)
+    assert record["argv"] == argv and shlex.split(record["command"]) == argv
+
+
 def test_a_record_argv_must_be_a_list_of_strings(tmp_path):
     results = fixture.write_results(tmp_path / "results")
     path = results / "runs/e5/nq/infonce/seed2/nq/metrics.json"
