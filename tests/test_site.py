@@ -257,6 +257,9 @@ def test_each_board_has_a_one_line_summary(built, tmp_path):
             f"significantly worse: listwise_kd {means['listwise_kd'] - means['infonce']:+.3f} "
             f"(Holm p {p['listwise_kd']:.3f}).") in text
     assert "scifact: no loss is compared with infonce." in text
+    summaries = [d["summary"] for b in json.loads((site / "leaderboard.json").read_text())["boards"]
+                 for d in b["datasets"]]
+    assert summaries and all(f"<li>{s}</li>" in text for s in summaries)
     # the case: not better on the main metric, significantly better on another
     changed = tmp_path / "results"
     shutil.copytree(results, changed)
@@ -512,6 +515,8 @@ def per_query_means(results: Path, model: str, eval_name: str, metric: str) -> d
 
 def test_dataset_page_counts_queries_won_tied_lost_against_the_baseline(built):
     results, site, _ = built
+    wtl = {d["eval"]: d["win_tie_loss"] for b in json.loads((site / "leaderboard.json").read_text())["boards"]
+           for d in b["datasets"]}
     for model, train, eval_name, metric in [("minilm", "synth", "synth", "ndcg@10"), ("e5", "nq", "nq", "ndcg@10"),
                                             ("minilm", "synth", "qa", "hits@20")]:
         means = per_query_means(results, model, eval_name, metric)
@@ -530,6 +535,7 @@ def test_dataset_page_counts_queries_won_tied_lost_against_the_baseline(built):
                         sum(mine[q] < base[q] for q in base)]
             assert [int(n) for n in shown.split(" / ")] == expected, (eval_name, label)
             assert sum(expected) == 8
+            assert wtl[eval_name][label] == dict(zip(("win", "tie", "loss"), expected))  # in leaderboard.json too
     assert any(0 < int(n) < 8 for r in table["rows"][2:] for n in r["cells"][col]["text"].split(" / "))
 
 

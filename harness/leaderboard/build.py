@@ -33,7 +33,7 @@ import re
 import shlex
 import shutil
 import textwrap
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -365,11 +365,13 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
         shutil.copyfile(HERE / "static" / name, site / "static" / name)
     page("index.html", "index.html.j2", boards=all_boards, metrics=metric_names(data.compares),
          registry=registry)
+    extra = {}
     for board in all_boards:
         for cf in board.compares:
+            wins = win_tie_loss(cf, functools.partial(read_per_query, results, metric=cf.main_metric))
+            extra[cf.path] = {"summary": summary(cf), "win_tie_loss": {k: asdict(v) for k, v in wins.items()}}
             page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
-                 forests=_forest_plots(cf), scores=_score_plots(cf, data.runs),
-                 wins=win_tie_loss(cf, functools.partial(read_per_query, results, metric=cf.main_metric)),
+                 forests=_forest_plots(cf), scores=_score_plots(cf, data.runs), wins=wins,
                  registry=registry, checks=[c for c in board.checks if c.reference.eval_set == cf.eval])
     for run in data.runs.values():
         links = _write_run_files(run, results, site)
@@ -378,7 +380,7 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
              compares=run_compares.get(run.path, []), registry=registry)
     page("runs.html", "runs.html.j2", runs=list(data.runs.values()))
     page("losses.html", "losses.html.j2", losses=_loss_entries(registry))
-    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks) | {"built": built})
+    _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks, extra) | {"built": built})
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
     (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
                                           encoding="utf-8")

@@ -326,9 +326,11 @@ def _comparison_dict(c: Comparison | None) -> dict[str, Any] | None:
             "p_corrected": c.p_corrected, "significant": c.significant, "direction": c.direction}
 
 
-def leaderboard_dict(results: Results, all_boards: list[Board], title: str, checks: list[Check]) -> dict[str, Any]:
+def leaderboard_dict(results: Results, all_boards: list[Board], title: str, checks: list[Check],
+                     extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Every number on the site as JSON: boards (with averages), comparisons, full run records and
-    every published reference with its verdict."""
+    every published reference with its verdict; ``extra`` maps a comparison file's path to more keys of
+    its dataset entry."""
     out_boards = []
     for board in all_boards:
         datasets = []
@@ -345,7 +347,8 @@ def leaderboard_dict(results: Results, all_boards: list[Board], title: str, chec
             datasets.append({"eval": cf.eval, "split": cf.split, "group": cf.group, "subgroup": cf.subgroup,
                              "main_metric": cf.main_metric,
                              "compare": cf.path, "baseline": cf.baseline, "test": cf.test,
-                             "bootstrap": cf.bootstrap, "correction": cf.correction, "rows": rows})
+                             "bootstrap": cf.bootstrap, "correction": cf.correction, "rows": rows,
+                             "dataset": cf.dataset, "meta": cf.meta, **(extra or {}).get(cf.path, {})})
         averages = {m: {r.label: r.average.value for r in view.rows} for view in board.views for m in view.metrics}
         groups = _unique(cf.group for cf in board.compares if cf.group is not None)
         subgroups = {g: _unique(cf.subgroup for cf in board.compares if cf.group == g and cf.subgroup is not None)
