@@ -127,7 +127,8 @@ def test_index_sort_filter_switch_and_follow_links(site, browser, tmp_path):
     assert (tmp_path / "index.png").stat().st_size > 10_000
 
 
-STICKY_ROW_HEADERS = """() => [...document.querySelectorAll('.table-wrap')].filter(w => w.offsetParent !== null).map(w => {
+STICKY_ROW_HEADERS = """() => [...document.querySelectorAll('.table-wrap')]
+  .filter(w => w.offsetParent !== null).map(w => {
   w.scrollLeft = w.scrollWidth;
   const th = w.querySelector('tbody th[scope="row"]');
   const r = th ? th.getBoundingClientRect() : null;
