@@ -130,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results")
     s.add_argument("--references", help="YAML file of published scores to mark rows OK or FAIL against")
     s.add_argument("--out", default="site")
+    s.add_argument("--show-host", action="store_true", help="show the machines' host names (left out by default)")
     return p
 
 

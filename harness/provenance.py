@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import torch
 
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "ranx", "faiss-cpu", "faiss-gpu", "numpy",
              "scipy", "snakemake", "lossboard")
@@ -40,6 +39,8 @@ def versions() -> dict[str, str]:
 
 
 def device_name() -> str:
+    import torch  # here, not at the top: the site reads git_commit without torch
+
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
     return f"cpu:{platform.processor() or platform.machine()}"
@@ -47,6 +48,8 @@ def device_name() -> str:
 
 def peak_memory_mb() -> float:
     """Peak resident memory of this process (and GPU memory when a GPU was used), in MiB."""
+    import torch
+
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = rss_kb / 1024
     if torch.cuda.is_available():
@@ -55,9 +58,12 @@ def peak_memory_mb() -> float:
 
 
 def record(wall_time_s: float, **extra: Any) -> dict[str, Any]:
-    """The provenance block of a results record."""
+    """The provenance block of a results record: ``argv`` as run and ``command``, the same shell-quoted
+    (``shlex.split(command) == argv``)."""
+    argv = ["harness", *sys.argv[1:]]
     return {
-        "command": " ".join(["harness", *sys.argv[1:]]),
+        "argv": argv,
+        "command": shlex.join(argv),
         "git_commit": git_commit(),
         "versions": versions(),
         "device": device_name(),

@@ -125,3 +125,46 @@ def test_index_sort_filter_switch_and_follow_links(site, browser, tmp_path):
     assert errors == []
     assert all(url.startswith("file://") for url in requests), requests
     assert (tmp_path / "index.png").stat().st_size > 10_000
+
+
+STICKY_ROW_HEADERS = """() => [...document.querySelectorAll('.table-wrap')]
+  .filter(w => w.offsetParent !== null).map(w => {
+  w.scrollLeft = w.scrollWidth;
+  const th = w.querySelector('tbody th[scope="row"]');
+  const r = th ? th.getBoundingClientRect() : null;
+  return r ? {left: r.left, right: r.right} : null;
+}).filter(x => x)"""
+
+
+def test_phone_width_shows_the_new_elements_without_sideways_scrolling(site, browser):
+    results, root = site
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    errors: list[str] = []
+    phone.on("pageerror", lambda e: errors.append(str(e)))
+    pages = {"index": "index.html",
+             "dataset": next(root.glob("datasets/minilm-synth-synth-*.html")).relative_to(root).as_posix(),
+             "run": next(root.glob("runs/minilm-synth-mw-seed1-synth-*.html")).relative_to(root).as_posix()}
+    for kind, name in pages.items():
+        phone.goto((root / name).as_uri())
+        assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, name
+        footer = phone.locator("footer.site")
+        assert footer.is_visible() and footer.locator("time").is_visible(), name  # commit: tests/test_site.py
+        for header in phone.evaluate(STICKY_ROW_HEADERS):  # the loss name stays in view, the table scrolled right
+            assert 0 <= header["left"] and header["right"] <= 390, (name, header)
+        if kind == "index":
+            assert phone.locator("ul.summary li").first.is_visible()
+            board = phone.locator("section.board", has=phone.locator("h2", has_text="minilm"))
+            row = board.locator("[data-metrics]:not([hidden]) tr[data-label='mw']")
+            row.locator(".delta").first.scroll_into_view_if_needed()
+            assert row.locator(".delta").first.is_visible()
+            assert row.locator(".delta").first.inner_text().startswith("Δ +")
+            assert row.locator(".seeds").inner_text() == "n=2"
+        elif kind == "dataset":
+            assert phone.locator("figure.forest").first.is_visible()
+            assert phone.locator("td.wtl").first.is_visible()
+            assert "Prepared dataset" in phone.locator("main").inner_text()
+        else:
+            target = phone.locator("pre.cmd[data-step='snakemake']")
+            assert target.is_visible() and target.inner_text().startswith("snakemake --cores all results/runs/")
+            assert phone.locator("pre.cmd[data-step='train']").is_visible()
+    assert errors == []

@@ -1,7 +1,8 @@
 """Read the results tree (``compare/`` and ``runs/``) into plain records for the site.
 
-Only files that the evaluate and compare stages wrote are read:
-``compare/<model>/<train>/<eval>.json``, ``runs/**/metrics.json`` (with ``run.trec`` beside it)
+Only files that the prepare, evaluate and compare stages wrote are read:
+``compare/<model>/<train>/<eval>.json``, ``runs/**/metrics.json`` (with ``run.trec`` and
+``per_query.jsonl`` beside it), ``data/<dataset>/meta.json``
 and, for a trained run, ``<checkpoint>/train_log.jsonl`` and the loss's description in
 ``<checkpoint>/lossboard.json`` (as training wrote it). A missing or malformed field raises
 :class:`~harness.errors.DataError` naming the file and the field.
@@ -13,17 +14,20 @@ shows a path of the machine that built it.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from harness.errors import DataError
-from harness.grid import PATHS
+from harness.grid import PATHS, ZERO_SHOT
+from harness.io import iter_jsonl, read_json
 
 LOSS_CARD_FILE = "lossboard.json"  # a checkpoint's metadata (harness.models.biencoder.SETTINGS_FILE)
 LOSS_CARD_FIELDS = ("name", "params", "doc", "paper", "citation", "needs_teacher", "defaults")
 LOSS_CHECK_FILE = "loss_check.json"  # a custom loss's contract report in its checkpoint (harness.train.LOSS_CHECK_FILE)
-from harness.io import iter_jsonl, read_json
+# the steps a run's provenance records: (step, its argv field, its command field for records without argv)
+COMMANDS = (("train", "train_argv", "train_command"), ("evaluate", "argv", "command"))
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class Row:
     runs: list[str]
     metrics: dict[str, Stat]
 
+    @property
+    def one_seed(self) -> bool:
+        """A trained row of one seed: its paired tests cover query variance only, not training-seed variance."""
+        return self.kind != ZERO_SHOT and len(self.seeds) == 1
+
 
 @dataclass(frozen=True)
 class CompareFile:
@@ -84,6 +93,8 @@ class CompareFile:
     comparisons: dict[str, dict[str, Comparison]]
     group: str | None = None
     subgroup: str | None = None
+    dataset: str | None = None
+    meta: dict[str, Any] | None = None
 
     @property
     def all_metrics(self) -> list[str]:
@@ -107,6 +118,19 @@ class Run:
         return self.record["run"]
 
     @property
+    def commands(self) -> list[tuple[str, str]]:
+        """(step, shell command) of each recorded step: ``shlex.join`` of its argv, or the command as an
+        older record wrote it."""
+        prov = self.record.get("provenance") or {}
+        out = []
+        for step, argv_key, command_key in COMMANDS:
+            argv = prov.get(argv_key)
+            command = shlex.join(argv) if argv else prov.get(command_key)
+            if command:
+                out.append((step, str(command)))
+        return out
+
+    @property
     def teacher(self) -> dict[str, Any] | None:
         """The teacher named in the training config, if the loss used one."""
         train = ((self.record.get("provenance") or {}).get("config") or {}).get("train") or {}
@@ -117,6 +141,12 @@ class Run:
         eval_set = ((self.record.get("provenance") or {}).get("config") or {}).get("eval_set") or {}
         value = eval_set.get(key) if isinstance(eval_set, dict) else None
         return None if value is None else str(value)
+
+    @property
+    def dataset(self) -> str:
+        """The prepared dataset it searched: ``provenance.config.eval_set.dataset``, else the eval set's own
+        name (the grid's rule, :meth:`harness.grid.Grid.dataset_of`)."""
+        return self._eval_set("dataset") or str(self.key["eval"])
 
     @property
     def group(self) -> str | None:
@@ -238,6 +268,10 @@ def read_run(folder: Path, results: Path) -> Run:
     for key in ("model", "train", "loss", "seed", "eval"):
         _field(_field(record, "run", path), key, path, "run.")
     _field(record, "metrics", path)
+    for _, argv_key, _ in COMMANDS:
+        argv = (record.get("provenance") or {}).get(argv_key)
+        if argv is not None and not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+            raise DataError("must be a list of strings", path, field=f"provenance.{argv_key}")
     log: list[dict[str, Any]] = []
     card = None
     checkpoint = record.get("checkpoint")
@@ -283,10 +317,45 @@ def _group_of(cf: CompareFile, runs: dict[str, Run], results: Path,
     return next(iter(groups), None)
 
 
+def read_per_query(results: Path, run_path: str, metric: str) -> dict[str, float] | None:
+    """Query id → ``metric`` from a run's ``per_query.jsonl``; None when the run has no such file."""
+    path = results / run_path / "per_query.jsonl"
+    if not path.is_file():
+        return None
+    out = {}
+    for lineno, obj in iter_jsonl(path):
+        value = obj.get(metric)
+        if "query_id" not in obj or not isinstance(value, (int, float)):
+            raise DataError(f"needs query_id and a number for {metric}", path, lineno)
+        out[str(obj["query_id"])] = float(value)
+    return out
+
+
+def _dataset_of(cf: CompareFile, runs: dict[str, Run], results: Path) -> tuple[str | None, dict[str, Any] | None]:
+    """The prepared dataset the runs of ``cf`` searched and its ``meta.json`` (None when it is not in
+    ``results``: it may have been prepared elsewhere)."""
+    names = {runs[r].dataset for row in cf.rows for r in row.runs}
+    if len(names) > 1:
+        raise DataError(f"the runs of one eval set name different datasets: {sorted(names)}",
+                        results / cf.path, field="rows[].runs: provenance.config.eval_set.dataset")
+    if not names:
+        return None, None
+    name = names.pop()
+    path = _inside(results, PATHS["data"].format(results=".", dataset=name), results / cf.path,
+                   "rows[].runs: provenance.config.eval_set.dataset") / "meta.json"
+    if not path.is_file():
+        return name, None
+    meta = read_json(path)
+    for key in ("source", "counts"):
+        _field(meta, key, path)
+    return name, meta
+
+
 def read_results(results: Path) -> Results:
     """Read every comparison and run under ``results``; a run a comparison names must exist.
 
-    A comparison's ``group`` and ``subgroup`` are the ones its runs' records name (see :func:`_group_of`).
+    A comparison's ``group`` and ``subgroup`` are the ones its runs' records name (see :func:`_group_of`),
+    its ``dataset`` and ``meta`` those of the prepared dataset they searched (see :func:`_dataset_of`).
     """
     results = Path(results)
     if not results.is_dir():
@@ -306,6 +375,10 @@ def read_results(results: Path) -> Results:
                     raise DataError(f"run folder {run_path!r} has no metrics.json",
                                     results / cf.path, field=f"rows[{i}].runs")
     losses = {run.loss_card["name"]: run.loss_card for run in runs.values() if run.loss_card is not None}
-    return Results(compares=[replace(cf, group=_group_of(cf, runs, results),
-                                     subgroup=_group_of(cf, runs, results, "subgroup")) for cf in compares], runs=runs,
+    placed = []
+    for cf in compares:
+        dataset, meta = _dataset_of(cf, runs, results)
+        placed.append(replace(cf, group=_group_of(cf, runs, results), subgroup=_group_of(cf, runs, results, "subgroup"),
+                              dataset=dataset, meta=meta))
+    return Results(compares=placed, runs=runs,
                    losses=dict(sorted(losses.items())))

@@ -96,22 +96,26 @@ class IntervalPlot:
     metric: str
     ticks: list[Tick]
     items: list[Interval]
+    zero: float | None = None  # x of 0 on a forest plot (a plot of differences)
 
 
-def interval_plot(metric: str, rows: Sequence[tuple[str, str, float, float | None, float | None]]
-                  ) -> IntervalPlot:
-    """``rows``: (label, kind, mean, ci_low, ci_high); the left margin fits the longest (shortened) label."""
+def interval_plot(metric: str, rows: Sequence[tuple[str, str, float, float | None, float | None]],
+                  forest: bool = False) -> IntervalPlot:
+    """``rows``: (label, kind, mean, ci_low, ci_high); the left margin fits the longest (shortened) label.
+    A ``forest`` plot shows differences: its range includes 0, marked by a line, and values carry a sign."""
     row_h, top, axis_h = 28, 12, 34
     left = 24 + CHAR_WIDTH * max(len(short(label)) for label, *_ in rows)
     box = Box(WIDTH, top + row_h * len(rows) + axis_h, left, top, WIDTH - 20, top + row_h * len(rows))
-    values = [v for _, _, mean, lo, hi in rows for v in (mean, lo, hi) if v is not None]
+    values = [v for _, _, mean, lo, hi in rows for v in (mean, lo, hi) if v is not None] + ([0.0] if forest else [])
     tick_values, step = nice_ticks(min(values), max(values))
     axis = Axis(tick_values[0], tick_values[-1], box.left, box.right)
+    number = "{:+.4f}" if forest else "{:.4f}"
     items = [Interval(y=top + row_h * (i + 0.5), label=label, kind=kind, x=axis(mean),
                       x_low=None if lo is None else axis(lo), x_high=None if hi is None else axis(hi),
-                      text=f"{mean:.4f}" + ("" if lo is None or hi is None else f" [{lo:.4f}, {hi:.4f}]"))
+                      text=number.format(mean) + ("" if lo is None or hi is None
+                                                  else f" [{number.format(lo)}, {number.format(hi)}]"))
              for i, (label, kind, mean, lo, hi) in enumerate(rows)]
-    return IntervalPlot(box, metric, _axis_ticks(tick_values, step, axis), items)
+    return IntervalPlot(box, metric, _axis_ticks(tick_values, step, axis), items, axis(0.0) if forest else None)
 
 
 @dataclass(frozen=True)

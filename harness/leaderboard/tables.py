@@ -20,8 +20,8 @@ average column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
@@ -73,6 +73,8 @@ class BoardRow:
     subgroup_averages: dict[tuple[str, str], Average]
     teacher: dict[str, Any] | None
     encoder: dict[str, Any] | None = None
+    seeds: list[int] = field(default_factory=list)  # the numbers of seeds of its cells (one unless they differ)
+    one_seed: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class View:
     rows: list[BoardRow]
     group_after: dict[int, str]
     subgroup_after: dict[int, tuple[str, str]]
+
+    @property
+    def tested(self) -> bool:
+        """Whether some column's metric is tested against the baseline (not aggregate-only)."""
+        return any(metric in cf.metrics for cf, metric in self.columns)
 
     def members(self, group: str) -> list[str]:
         """The eval sets of ``group``, in column order."""
@@ -212,6 +219,7 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
     overall: dict[Any, list[int]] = {}
     for i, (cf, _) in enumerate(columns):
         overall.setdefault(subgroup_key(cf) or i, []).append(i)
+    same = {rep.label: [r for cf, _ in columns for r in cf.rows if r.label == rep.label] for rep in labels}
     all_cells = []
     for rep in labels:
         cells: list[Cell | None] = []
@@ -232,10 +240,42 @@ def _view(switch: list[str], columns: list[tuple[CompareFile, str]], results: Re
                      {k: by_subgroup[k][n] for k in subgroups},
                      next((results.runs[r].teacher for r in rep.runs if results.runs[r].teacher), None),
                      next((e for r in rep.runs if (e := (results.runs[r].record.get("protocol") or {}).get("encoder"))),
-                          None))
+                          None),
+                     sorted({len(r.seeds) for r in same[rep.label]}), any(r.one_seed for r in same[rep.label]))
             for n, (rep, cells) in enumerate(zip(labels, all_cells))]
     return View(metrics=switch, columns=columns, rows=rows, group_after={members[g][-1]: g for g in groups},
                 subgroup_after={sub_members[k][-1]: k for k in subgroups})
+
+
+@dataclass(frozen=True)
+class WinTieLoss:
+    """Queries on which a row's per-query value (mean over its seeds) is above, equal to or below the baseline's."""
+
+    win: int
+    tie: int
+    loss: int
+
+
+def win_tie_loss(cf: CompareFile, per_query: Callable[[str], dict[str, float] | None]) -> dict[str, WinTieLoss]:
+    """Label → its :class:`WinTieLoss` against the baseline on ``cf``'s main metric, over the queries every
+    run of both rows scored; ``per_query`` gives a run's values (None: the run has none; the row is left out)."""
+    def means(row: Row) -> dict[str, float] | None:
+        values = [per_query(r) for r in row.runs]
+        if not values or any(v is None for v in values):
+            return None
+        shared = set.intersection(*(set(v) for v in values))
+        return {q: fmean(v[q] for v in values) for q in shared}
+
+    base_row = next((r for r in cf.rows if r.label == cf.baseline), None)
+    base = means(base_row) if base_row is not None else None
+    out = {}
+    for row in cf.rows:
+        mine = means(row) if base is not None and row.label != cf.baseline else None
+        if mine is not None:
+            shared = mine.keys() & base.keys()
+            out[row.label] = WinTieLoss(sum(mine[q] > base[q] for q in shared), sum(mine[q] == base[q] for q in shared),
+                                        sum(mine[q] < base[q] for q in shared))
+    return out
 
 
 def metric_names(compares: Iterable[CompareFile]) -> list[str]:
@@ -286,9 +326,11 @@ def _comparison_dict(c: Comparison | None) -> dict[str, Any] | None:
             "p_corrected": c.p_corrected, "significant": c.significant, "direction": c.direction}
 
 
-def leaderboard_dict(results: Results, all_boards: list[Board], title: str, checks: list[Check]) -> dict[str, Any]:
+def leaderboard_dict(results: Results, all_boards: list[Board], title: str, checks: list[Check],
+                     extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Every number on the site as JSON: boards (with averages), comparisons, full run records and
-    every published reference with its verdict."""
+    every published reference with its verdict; ``extra`` maps a comparison file's path to more keys of
+    its dataset entry."""
     out_boards = []
     for board in all_boards:
         datasets = []
@@ -305,7 +347,8 @@ def leaderboard_dict(results: Results, all_boards: list[Board], title: str, chec
             datasets.append({"eval": cf.eval, "split": cf.split, "group": cf.group, "subgroup": cf.subgroup,
                              "main_metric": cf.main_metric,
                              "compare": cf.path, "baseline": cf.baseline, "test": cf.test,
-                             "bootstrap": cf.bootstrap, "correction": cf.correction, "rows": rows})
+                             "bootstrap": cf.bootstrap, "correction": cf.correction, "rows": rows,
+                             "dataset": cf.dataset, "meta": cf.meta, **(extra or {}).get(cf.path, {})})
         averages = {m: {r.label: r.average.value for r in view.rows} for view in board.views for m in view.metrics}
         groups = _unique(cf.group for cf in board.compares if cf.group is not None)
         subgroups = {g: _unique(cf.subgroup for cf in board.compares if cf.group == g and cf.subgroup is not None)

@@ -10,5 +10,6 @@ from harness.leaderboard.build import build_site
 
 
 def run(a: argparse.Namespace) -> None:
-    index = build_site(Path(a.results), Path(a.out), references=Path(a.references) if a.references else None)
+    index = build_site(Path(a.results), Path(a.out), references=Path(a.references) if a.references else None,
+                       show_host=a.show_host)
     print(f"leaderboard: {index.resolve()}", file=sys.stderr)
