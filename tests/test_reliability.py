@@ -117,8 +117,9 @@ class Killed(BaseException):
     """The job dies here (as SIGKILL would, no ``except Exception`` catches it)."""
 
 
-def test_atomic_dir_killed_between_its_renames_keeps_the_old_copy_and_recovers(tmp_path, monkeypatch):
-    target = tmp_path / "checkpoint"
+def _swap_killed_between_renames(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``target`` holds weights "old"; a second :func:`atomic_dir` dies after moving it aside, before
+    the new folder arrives."""
     with atomic_dir(target) as new:
         (new / "weights").write_text("old", encoding="utf-8")
     real_replace, calls = os.replace, []
@@ -134,6 +135,11 @@ def test_atomic_dir_killed_between_its_renames_keeps_the_old_copy_and_recovers(t
         (new / "weights").write_text("new", encoding="utf-8")
     monkeypatch.setattr(os, "replace", real_replace)
     assert not target.exists()
+
+
+def test_atomic_dir_killed_between_its_renames_keeps_the_old_copy_and_recovers(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoint"
+    _swap_killed_between_renames(target, monkeypatch)
     olds = list(tmp_path.glob(".checkpoint.*.old"))
     assert [(old / "checkpoint" / "weights").read_text(encoding="utf-8") for old in olds] == ["old"]
 
@@ -154,21 +160,7 @@ def test_the_next_runs_cleanup_puts_back_a_folder_a_killed_swap_left_aside(tmp_p
 
     results = tmp_path / "results"
     target = results / "checkpoints" / "seed1"
-    with atomic_dir(target) as new:
-        (new / "weights").write_text("old", encoding="utf-8")
-    real_replace, calls = os.replace, []
-
-    def replace_then_die(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise Killed
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace_then_die)
-    with pytest.raises(Killed), atomic_dir(target) as new:
-        (new / "weights").write_text("new", encoding="utf-8")
-    monkeypatch.setattr(os, "replace", real_replace)
-    assert not target.exists()
+    _swap_killed_between_renames(target, monkeypatch)
     remove_stale_temps(results)
     assert (target / "weights").read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in target.parent.iterdir()) == ["seed1"]
