@@ -114,7 +114,8 @@ def test_the_zero_shot_rows_encoding_is_shown(tmp_path: Path) -> None:
     runs = [p.read_text(encoding="utf-8") for p in (tmp_path / "site").glob("runs/**/*.html")]
     protocol = [r for r in runs if "Encoding protocol" in r]
     assert protocol and len(protocol) == len(runs)
-    assert any("yes (BEIR&#39;s rule)" in r or "yes (BEIR's rule)" in r for r in protocol)
+    assert any("<td>yes (BEIR)</td>" in r for r in protocol) and any("<td>no</td>" in r for r in protocol)
+    assert all('<th scope="row">passage max length</th><td class="num">256</td>' in r for r in protocol)
 
 
 def test_the_losses_page_shows_the_code_and_contract_report_the_runs_used(tmp_path: Path) -> None:
