@@ -1,5 +1,5 @@
 """Every loss against a plain-loop float64 implementation written here from the formulas of issue #7
-(and /work/shared/PAPERS.md): value and gradient, on batches with one and with several (graded)
+(and ../shared/PAPERS.md): value and gradient, on batches with one and with several (graded)
 positives, ignored entries, rows without a positive and rows without a negative."""
 
 from __future__ import annotations
