@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -15,6 +17,7 @@ from harness.data.format import (  # noqa: E402
     TrainGroup, write_corpus, write_meta, write_qrels, write_queries, write_train_groups)
 
 REPO = Path(__file__).resolve().parents[1]
+SITE_FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 TOPICS = ["river", "castle", "engine", "violin", "glacier", "orchard", "comet", "harbor"]
@@ -64,3 +67,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (it is not part of a user's clone)")
     return SHARED_DATA
+
+
+def load_site_fixture() -> ModuleType:
+    """``tests/fixtures/results/generate.py``, which writes a results tree for the site's tests."""
+    spec = importlib.util.spec_from_file_location("site_fixture_results", SITE_FIXTURE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,11 +3,11 @@ checked cell OK (|Δ| within the tolerance) or FAIL, on the overview, the datase
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_site_fixture
 import yaml
 from snakemake.utils import validate
 
@@ -18,7 +18,6 @@ from harness.references import read_references
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "config.schema.yaml"
-FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
 
 
 def paper_config() -> dict:
@@ -59,10 +58,7 @@ def test_a_bad_entry_is_refused_naming_it(tmp_path: Path, change: dict, message:
 
 
 def _fixture_results(root: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("site_fixture_results", FIXTURE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_results(root / "results")
+    return load_site_fixture().write_results(root / "results")
 
 
 def _zero_shot(results: Path, model: str, eval_set: str, metric: str) -> float:

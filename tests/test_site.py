@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import html
-import importlib.util
 import inspect
 import json
 import math
@@ -21,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from conftest import load_site_fixture
 
 from harness.cli import parser
 from harness.errors import DataError
@@ -28,18 +28,10 @@ from harness.leaderboard.build import breakable, build_site, doc_sections, fmt_p
 from harness.leaderboard.plots import nice_ticks
 from harness.losses import REGISTRY
 
-FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_fixture_module():
-    spec = importlib.util.spec_from_file_location("site_fixture_results", FIXTURE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fixture = load_fixture_module()
+fixture = load_site_fixture()
 XSS = fixture.XSS
 
 

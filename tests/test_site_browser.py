@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_site_fixture
 
 from harness.leaderboard.build import build_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
 
 pytestmark = pytest.mark.browser
 
@@ -24,10 +23,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Pyt
 
 
 def write_fixture(root: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("site_fixture_results", FIXTURE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_results(root)
+    return load_site_fixture().write_results(root)
 
 
 @pytest.fixture(scope="module")
