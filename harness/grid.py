@@ -166,6 +166,7 @@ def check(config: dict[str, Any]) -> None:
         if miner not in MINERS and miner not in config["models"]:
             raise ConfigError(f"miner {miner!r} is neither one of {list(MINERS)} nor a model under 'models'",
                               key=f"train_sets.{name}.miner")
+        _check_world(config, name, spec)
     for name, spec in config["eval_sets"].items():
         for field in ("dataset", "corpus"):
             dataset = spec.get(field, spec.get("dataset", name))
@@ -208,6 +209,22 @@ def check(config: dict[str, Any]) -> None:
         teacher = config.get(key) or {}
         if teacher.get("kind") == "bi-encoder" and teacher.get("model") not in config["models"]:
             raise ConfigError(f"teacher model {teacher.get('model')!r} is not under 'models'", key=f"{key}.model")
+
+
+def _check_world(config: dict[str, Any], name: str, spec: dict[str, Any]) -> None:
+    """A train set's batch is split evenly over its job's processes (``devices`` per node × the
+    train job's ``nodes``); ``nodes`` is a resource of training jobs only."""
+    resources = config.get("resources") or {}
+    for stage, values in resources.items():
+        if stage != "train" and "nodes" in (values or {}):
+            raise ConfigError("only a training job spans several nodes", key=f"resources.{stage}.nodes")
+    nodes = (resources.get("train") or {}).get("nodes", 1)
+    world = spec.get("devices", 1) * nodes
+    batch_size = spec.get("batch_size", 32)
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} is not divisible by the job's {world} processes (devices "
+                          f"{spec.get('devices', 1)} × resources.train.nodes {nodes}); every process encodes an "
+                          "equal share of the queries", key=f"train_sets.{name}.batch_size")
 
 
 def _check_references(config: dict[str, Any]) -> None:

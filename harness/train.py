@@ -17,6 +17,10 @@ Execution options wrap the *same* loss call:
   back-propagate the cached embedding gradients. The gradient equals the full-batch one while
   activation memory is that of one chunk.
 - ``bf16``: autocast on CUDA.
+- ``devices``: data-parallel over that many processes per node (:mod:`harness.distributed`): each
+  rank encodes its share of the step's queries and documents, every rank computes the loss on the
+  gathered global [Q, D] matrix, and the gradient equals the single-process full-batch gradient,
+  with or without GradCache. Only rank 0 writes outputs.
 - Checkpoints every ``checkpoint_every`` steps and on SIGTERM into ``resume_dir``; a rerun resumes
   from the last one. Everything random is derived from ``seed`` and the step, so a resumed run
   gives the same model as an uninterrupted one.
@@ -40,9 +44,10 @@ import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from harness import provenance
+from harness import distributed, provenance
 from harness.data.format import TrainGroup, passage_text, read_corpus, read_queries, read_train_groups
 from harness.data.leakage import guard
+from harness.distributed import World
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.grid import total_steps
 from harness.io import atomic_dir, atomic_path, iter_jsonl, write_json, write_jsonl
@@ -80,6 +85,8 @@ class TrainArgs:
     leakage_eval: list[Path] = field(default_factory=list)
     allow_leakage: bool = False
     checkpoint_every: int = 0
+    devices: int = 1  # processes (GPUs) per node; the job runs under torchrun when > 1
+    backend: str = "auto"  # torch.distributed backend: nccl on CUDA, gloo on the CPU, when auto
     resume_dir: Path | None = None
     loss_check: Path | None = None  # the loss's contract report (harness check-loss), kept with the checkpoint
 
@@ -193,39 +200,57 @@ def scores_of(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 def loss_step(model: BiEncoder, loss_fn: torch.nn.Module, batch: Batch, chunk: int = 0,
-              autocast: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
-    """Forward and backward for one batch; returns the loss (detached). ``chunk`` > 0: GradCache."""
+              autocast: contextlib.AbstractContextManager | None = None, world: World = World(),
+              encoder: torch.nn.Module | None = None) -> torch.Tensor:
+    """Forward and backward for one batch; returns the loss (detached). ``chunk`` > 0: GradCache.
+
+    With several ranks (``world``; ``encoder`` is :func:`harness.distributed.wrap` of ``model``) this
+    rank encodes its share of the batch, the loss is computed on the gathered global matrix and the
+    parameter gradient, once DDP has averaged it, is the full-batch one."""
     autocast = autocast or contextlib.nullcontext()
-    q_features = model.tokenize(batch.queries, "query")
-    d_features = model.tokenize(batch.docs, "passage")
+    encoder = encoder or distributed.Towers(model)
+    q_rows = distributed.local_slice(len(batch.queries), world)
+    d_rows = distributed.local_slice(len(batch.docs), world)
+    q_features = model.tokenize(batch.queries[q_rows], "query")
+    d_features = model.tokenize(batch.docs[d_rows], "passage") if d_rows.stop > d_rows.start else None
     labels = batch.labels.to(model.device)
     teacher = batch.teacher.to(model.device) if batch.teacher is not None else None
+    scale = distributed.backward_scale(world)
     if chunk <= 0:
         with autocast:
-            scores = scores_of(model(q_features), model(d_features))  # [Q, D]
+            reps = encoder(q_features, *([d_features] if d_features is not None else []))
+            q_local = reps[0]
+            d_local = reps[1] if d_features is not None else q_local.new_zeros((0, q_local.shape[1]))
+            scores = scores_of(distributed.gather(q_local, world), distributed.gather(d_local, world))  # [Q, D]
             loss = loss_fn(scores, labels, teacher)
-        loss.backward()
+        (loss * scale).backward()
         return loss.detach()
 
-    q_chunks, d_chunks = _split(q_features, chunk), _split(d_features, chunk)
-    # Step (1): embed every chunk without a graph, remembering each chunk's RNG state.
+    q_chunks = _split(q_features, chunk)
+    d_chunks = _split(d_features, chunk) if d_features is not None else []
+    # Step (1): embed every chunk of this rank's share without a graph, remembering each chunk's RNG state.
     states, reps = [], []
     with torch.no_grad(), autocast:
         for features in [*q_chunks, *d_chunks]:
             states.append(RandomState())
             reps.append(model(features))
-    q_reps = torch.cat(reps[:len(q_chunks)]).float().requires_grad_()  # [Q, H]
-    d_reps = torch.cat(reps[len(q_chunks):]).float().requires_grad_()  # [D, H]
+    q_local = torch.cat(reps[:len(q_chunks)]).float()
+    d_local = torch.cat(reps[len(q_chunks):]).float() if d_chunks else q_local.new_zeros((0, q_local.shape[1]))
+    q_reps = distributed.gather(q_local, world).requires_grad_()  # [Q, H]
+    d_reps = distributed.gather(d_local, world).requires_grad_()  # [D, H]
     # Step (2): the loss on the full batch, back-propagated to the embeddings only.
     with autocast:
         loss = loss_fn(scores_of(q_reps, d_reps), labels, teacher)
-    loss.backward()
-    grads = [*_split_tensor(q_reps.grad, chunk), *_split_tensor(d_reps.grad, chunk)]
-    # Step (3): re-embed each chunk with a graph (same dropout) and push its cached gradient through.
-    for features, state, grad in zip([*q_chunks, *d_chunks], states, grads):
-        with state.replay(), autocast:
-            rep = model(features)
-        rep.float().backward(grad)
+    (loss * scale).backward()
+    grads = [*_split_tensor(q_reps.grad[q_rows], chunk), *_split_tensor(d_reps.grad[d_rows], chunk)]
+    # Step (3): re-embed each chunk with a graph (same dropout) and push its cached gradient through;
+    # the ranks' gradients are averaged on the last chunk's backward.
+    chunks = list(zip([*q_chunks, *d_chunks], states, grads))
+    for i, (features, state, grad) in enumerate(chunks):
+        with distributed.sync(encoder, last=i == len(chunks) - 1):
+            with state.replay(), autocast:
+                (rep,) = encoder(features)
+            rep.float().backward(grad)
     return loss.detach()
 
 
@@ -249,6 +274,8 @@ class Trainer:
     def __init__(self, args: TrainArgs) -> None:
         self.args = args
         seed_everything(args.seed)
+        self.world = distributed.setup(args.devices, args.backend, args.batch_size)
+        distributed.seed_rank(args.seed, self.world)
         root = Path(args.dataset)
         self.corpus = read_corpus(root / "corpus.jsonl")
         self.queries = read_queries(root / "queries.jsonl")
@@ -272,9 +299,10 @@ class Trainer:
                               "more (miner: bm25, mined_negatives)", key="hard_negatives", path=groups_file)
         self.batches = BatchBuilder(groups, args, teacher)
         self.model = load_model(args.model, args.model_settings)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = self.world.device
         self.model.to(self.device)
         self.model.train()
+        self.encoder = distributed.wrap(self.model, self.world)
         self.total_steps = total_steps(len(groups), args.batch_size, args.epochs, args.max_steps)
         decay = [p for n, p in self.model.named_parameters() if not any(s in n for s in ("bias", "LayerNorm"))]
         no_decay = [p for n, p in self.model.named_parameters() if any(s in n for s in ("bias", "LayerNorm"))]
@@ -307,12 +335,16 @@ class Trainer:
         return Path(self.args.resume_dir) / RESUME_FILE if self.args.resume_dir else None
 
     def save_resume(self) -> None:
+        """Rank 0 writes the step, model, optimizer, scheduler and every rank's RNG states (all ranks call it)."""
         path = self._resume_file()
         if path is None:
             return
+        rng = distributed.all_rng_states(self.world)
+        if not self.world.main:
+            return
         state = {"step": self.step, "model": self.model.state_dict(), "loss": self.loss_fn.state_dict(),
                  "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": RandomState().__dict__, "log": self.log,
+                 "scheduler": self.scheduler.state_dict(), "rng": rng, "log": self.log,
                  "args": self.args.to_dict()}
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -329,9 +361,10 @@ class Trainer:
         self.loss_fn.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["cpu"].cpu())
-        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        if len(state["rng"]) != self.world.size:
+            raise ConfigError(f"{path} was written by {len(state['rng'])} process(es), this run has "
+                              f"{self.world.size}; resume with as many, or delete it to start over", key="devices")
+        distributed.set_rng_state(state["rng"][self.world.rank])
         self.step, self.log = state["step"], state["log"]
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
@@ -350,7 +383,8 @@ class Trainer:
                 batch = self.batches.build(self.step, self.queries, self.corpus)
                 t0 = time.perf_counter()
                 try:
-                    loss = loss_step(self.model, self.loss_fn, batch, args.grad_cache_chunk, autocast)
+                    loss = loss_step(self.model, self.loss_fn, batch, args.grad_cache_chunk, autocast, self.world,
+                                     self.encoder)
                 except torch.OutOfMemoryError as exc:
                     raise TrainingError(
                         f"out of memory at step {self.step + 1} with batch_size={args.batch_size}, "
@@ -370,7 +404,7 @@ class Trainer:
                 self.log.append({"step": self.step, "epoch": (self.step - 1) // self.batches.steps_per_epoch,
                                  "loss": round(value, 6), "lr": self.scheduler.get_last_lr()[0],
                                  "examples_per_s": round(len(batch.queries) / (time.perf_counter() - t0), 3)})
-                if self.stop_requested:
+                if distributed.any_rank(self.stop_requested, self.world):  # a SIGTERM may reach one rank only
                     self.save_resume()
                     raise TrainingError(f"stopped by SIGTERM at step {self.step}; the rerun resumes from "
                                         f"{self._resume_file()}")
@@ -403,8 +437,10 @@ class Trainer:
 
 
 def train(args: TrainArgs) -> Path:
-    """Train and save; returns the checkpoint folder."""
+    """Train and save (rank 0 only, when there are several); returns the checkpoint folder."""
     trainer = Trainer(args)
     summary = trainer.train()
-    trainer.save(summary)
+    if trainer.world.main:
+        trainer.save(summary)
+    distributed.close(trainer.world)
     return Path(args.out)

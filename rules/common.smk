@@ -30,7 +30,7 @@ if workflow.is_main_process:
             remove_stale_temps(folder)
 
 RESOURCE_DEFAULTS = {
-    "train": {"gpu": 0, "mem_mb": 6000, "runtime": 120, "threads": 1},
+    "train": {"gpu": 0, "mem_mb": 6000, "runtime": 120, "threads": 1, "nodes": 1},
     "encode": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "evaluate": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "teacher": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},

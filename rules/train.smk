@@ -1,4 +1,19 @@
-"""(model, train set, loss, seed) -> a checkpoint folder."""
+"""(model, train set, loss, seed) -> a checkpoint folder.
+
+`train_sets.<t>.devices: N` runs one job as N processes under torchrun (and `resources.train.nodes`
+nodes through SLURM): see harness/launch.py."""
+
+from harness.launch import torchrun_prefix, train_resources
+
+
+def train_devices(w):
+    return GRID.train_sets[w.train].get("devices", 1)
+
+
+def train_res(w, key):
+    """One resource of a train job: the per-process `resources.train` times the job's processes per node."""
+    per_process = {k: res("train", k) for k in ("gpu", "mem_mb", "runtime", "threads")}
+    return train_resources(train_devices(w), res("train", "nodes"), per_process)[key]
 
 
 rule train:
@@ -25,19 +40,25 @@ rule train:
         teacher=lambda w, input: flag("--teacher", input.teacher),
         loss_check=lambda w, input: flag("--loss-check", input.loss_check),
         resume=lambda w: GRID.pattern("resume", model=w.model, train=w.train, loss=w.loss, seed=w.seed),
-    threads: res("train", "threads")
+        launch=lambda w: torchrun_prefix(train_devices(w), res("train", "nodes")),
+        threads=res("train", "threads"),
+    threads: lambda w: res("train", "threads") * train_devices(w)
     resources:
-        mem_mb=res("train", "mem_mb"),
-        runtime=res("train", "runtime"),
-        gpu=res("train", "gpu"),
-        cpus_per_task=res("train", "threads"),
+        mem_mb=lambda w: train_res(w, "mem_mb"),
+        runtime=lambda w: train_res(w, "runtime"),
+        gpu=lambda w: train_res(w, "gpu"),
+        cpus_per_task=lambda w: train_res(w, "cpus_per_task"),
+        nodes=lambda w: train_res(w, "nodes"),
+        tasks=lambda w: train_res(w, "tasks"),
+        mpi=lambda w: train_res(w, "mpi"),
+        slurm_extra=lambda w: train_res(w, "slurm_extra"),
     log:
         f"{R}/logs/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
     shell:
-        "harness train --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
+        "{params.launch} harness train --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
         " {params.groups} --leakage-eval {params.leakage:q}"
         " --loss {params.loss:q} --loss-params {params.loss_params} --seed {wildcards.seed:q}"
         " --options {params.options} {params.teacher} {params.loss_check} --resume-dir {params.resume:q}"
-        " --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"
+        " --threads {params.threads} --out {output.checkpoint:q} > {log:q} 2>&1"
