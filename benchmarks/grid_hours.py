@@ -7,7 +7,11 @@ defaults filled in, as ``rules/common.smk`` validates it), each priced as work /
 
 - train: per checkpoint, steps × batch_size examples (steps = max_steps when set, else train
   queries // batch_size × epochs) / the model's training examples/s at the train set's shape (hard
-  negatives, max positives, GradCache chunk);
+  negatives, max positives, GradCache chunk). A job on W = ``devices`` × ``resources.train.nodes``
+  processes is priced in device-hours, examples / (W × one device's rate × e(W)), and runs
+  1/W of them in wall time; the scaling efficiency e(W) comes from ``--scaling`` (the JSON
+  ``benchmarks/bench_ddp.py`` writes: examples/s on W devices over W × on one), else e = 1 (ideal
+  scaling: a lower bound on the hours, and the output says so); each of its W processes parses the corpus;
 - encode: per (trained or zero-shot model, searched corpus), the corpus's passages / passages/s,
   split over the corpus's shards;
 - evaluate: per (trained or zero-shot model, eval set), its queries / queries/s plus the exact
@@ -33,6 +37,7 @@ the hours that run actually took.
     python benchmarks/grid_hours.py --rates benchmarks/rates-cpu.json     # config/paper.yaml
     python benchmarks/grid_hours.py --from-benchmarks results
     python benchmarks/grid_hours.py --smoke       # config/paper.yaml with the committed CPU rates
+    python benchmarks/grid_hours.py --rates benchmarks/rates-<gpu>.json --scaling benchmarks/scaling-<gpu>.json
 """
 
 from __future__ import annotations
@@ -117,8 +122,10 @@ class Estimate:
     """Hours per rule of one config, from a rates JSON and a dataset sizes YAML."""
 
     def __init__(self, config: dict[str, Any], rates: dict[str, Any], rates_path: Path, sizes: dict[str, Any],
-                 sizes_path: Path, mapping: dict[str, str] | None = None) -> None:
+                 sizes_path: Path, mapping: dict[str, str] | None = None,
+                 scaling: dict[str, Any] | None = None) -> None:
         self.config, self.grid = config, Grid(config)
+        self.scaling = scaling
         self.rates, self.rates_path = rates, rates_path
         self.sizes, self.sizes_path = sizes, sizes_path
         self.mapping = dict(mapping or {})
@@ -181,6 +188,24 @@ class Estimate:
     def gpu(self, rule: str) -> int:
         return int(self.config["resources"].get(rule, {}).get("gpu", 0))
 
+    def world(self, train: str) -> int:
+        """The processes (devices) of one training job: ``devices`` per node × ``resources.train.nodes``."""
+        return int(self.grid.train_sets[train].get("devices", 1)) * int(self.config["resources"].get("train", {})
+                                                                          .get("nodes", 1))
+
+    def efficiency(self, world: int) -> float:
+        """e(W): examples/s on W devices over W × on one (``--scaling``); 1 for one device or when unmeasured."""
+        if world == 1:
+            return 1.0
+        measured = (self.scaling or {}).get("efficiency", {})
+        if str(world) not in measured:
+            note = (f"train: {world} devices per job priced at ideal scaling (e = 1; no --scaling measurement "
+                    f"for {world}): a lower bound")
+            if note not in self.notes:
+                self.notes.append(note)
+            return 1.0
+        return float(measured[str(world)])
+
     # -- the grid -------------------------------------------------------------------------------
     def variants(self) -> list[tuple[str, str, int]]:
         """(train set, loss, seed) of every encoded model: the zero-shot one and each checkpoint."""
@@ -199,6 +224,7 @@ class Estimate:
 
     def rows(self) -> list[Row]:
         g = self.grid
+        self.notes = []
         rows = {rule: Row(rule, gpu=self.gpu(rule) if rule in ("train", "encode", "evaluate", "teacher", "mine")
                           else None) for rule in RULES}
         used = set(g.train_sets) | {d for e in g.eval_sets for d in (g.dataset_of(e), g.corpus_of(e))}
@@ -239,8 +265,15 @@ class Estimate:
                 n = self.train_examples(t)
                 checkpoints = len(g.losses) * len(g.seeds)
                 examples += n * checkpoints
-                rows["train"].add(checkpoints, checkpoints * n / rate, checkpoints * self.read_s(t))
+                world = self.world(t)  # device-seconds: W devices for n / (W × rate × e(W)) seconds
+                rows["train"].add(checkpoints, checkpoints * n / (rate * self.efficiency(world)),
+                                  checkpoints * self.read_s(t) * world)
         rows["train"].work = f"{examples:,} examples"
+        worlds = {t: self.world(t) for t in g.train_sets}
+        if any(w > 1 for w in worlds.values()):
+            rows["train"].gpu = self.gpu("train") * max(worlds.values())
+            self.notes.append("train: hours are device-hours; a job on W devices takes 1/W of them in wall time (W: "
+                              + ", ".join(f"{t} {w}" for t, w in worlds.items()) + ")")
 
         corpora = sorted({g.corpus_of(e) for e in g.eval_sets})
         encoded = {(m, v, c) for m in g.models for v in self.variants() for c in corpora}
@@ -270,7 +303,7 @@ class Estimate:
         rows["compare"].work = "seeds aggregated, randomisation tests (CPU, seconds each): not priced"
         rows["mteb"].jobs, rows["mteb"].work = len(g.all_mteb()), "MTEB's own evaluator: not priced"
         rows["site"].jobs, rows["all"].jobs = 1, 1
-        self.notes = self._notes()
+        self.notes = self._notes() + self.notes  # the notes of the pricing above come last
         return [rows[r] for r in RULES if rows[r].jobs]
 
     def _notes(self) -> list[str]:
@@ -395,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="price config model NAME as the measured model MEASURED (repeatable)")
     parser.add_argument("--from-benchmarks", type=Path, metavar="RESULTS_DIR",
                         help="sum Snakemake's benchmark files of a finished run instead")
+    parser.add_argument("--scaling", type=Path, help="scaling efficiency JSON of bench_ddp.py (training jobs on "
+                                                     "several devices; default: ideal scaling)")
     parser.add_argument("--smoke", action="store_true", help="config/paper.yaml with benchmarks/rates-cpu.json")
     args = parser.parse_args(argv)
     try:
@@ -410,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
 
             args.rates = ROOT / "benchmarks" / f"rates-{device_slug()}.json"
         estimate = Estimate(load_config(args.config), load_rates(args.rates), args.rates, load_yaml(args.sizes),
-                            args.sizes, parse_map(args.map))
+                            args.sizes, parse_map(args.map),
+                            load_rates(args.scaling) if args.scaling is not None else None)
         rows = estimate.rows()
     except HarnessError as exc:
         print(f"grid_hours: {exc}", file=sys.stderr)

@@ -104,6 +104,20 @@ def test_max_steps_caps_training_and_given_negatives_come_from_the_source(tmp_pa
     assert rows["train"].compute_s == pytest.approx(4 * 3 * 4 / 8.0 + 4 * 3 * 4 / 2.0)  # 3 steps × batch 4
 
 
+def test_a_train_job_on_several_devices_is_priced_in_device_hours(tmp_path: Path) -> None:
+    config = copy.deepcopy(CONFIG)
+    config["train_sets"]["train-data"]["devices"] = 2
+    single = {r.rule: r for r in estimate(tmp_path).rows()}["train"]
+    ideal = estimate(tmp_path, config)
+    rows = {r.rule: r for r in ideal.rows()}
+    assert rows["train"].compute_s == pytest.approx(single.compute_s)  # e = 1: 2 devices for half the time
+    assert rows["train"].read_s == pytest.approx(2 * single.read_s)  # each process parses the corpus
+    assert rows["train"].gpu == 2 and any("ideal scaling" in n for n in ideal.notes)
+    measured = estimate(tmp_path, config)
+    measured.scaling = {"efficiency": {"2": 0.8}}
+    assert {r.rule: r for r in measured.rows()}["train"].compute_s == pytest.approx(single.compute_s / 0.8)
+
+
 def test_the_table_prices_each_rule_and_sums_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config_path, rates_path, sizes_path = write(tmp_path, CONFIG, RATES, SIZES)
     assert grid_hours.main(["--config", str(config_path), "--rates", str(rates_path), "--sizes", str(sizes_path)]) == 0
