@@ -175,7 +175,7 @@ def wrap(model: torch.nn.Module, world: World) -> torch.nn.Module:
     if not world.distributed:
         return towers
     return DistributedDataParallel(towers, device_ids=[world.device] if world.device.type == "cuda" else None,
-                                   broadcast_buffers=False, find_unused_parameters=True)
+                                   find_unused_parameters=True)
 
 
 def sync(encoder: torch.nn.Module, last: bool) -> contextlib.AbstractContextManager:
