@@ -15,8 +15,8 @@ after ``--warmup``. Process start, data and model loading are not timed.
 - On GPUs (nccl, one GPU per rank) the scaling efficiency is e(W) = examples/s(W) / (W × examples/s(1));
   ``--out`` writes it as JSON for ``grid_hours.py --scaling``.
 
-    python benchmarks/bench_ddp.py                         # CPU: MiniLM, 1 and 2 processes
-    python benchmarks/bench_ddp.py --devices 1 2 4 8 --model bert-base-uncased --batch 256 --out benchmarks/scaling-<gpu>.json
+    python benchmarks/bench_ddp.py                         # MiniLM; CPU: 1 and 2 processes, GPUs: 1, 2, 4, 8 of them
+    python benchmarks/bench_ddp.py --model bert-base-uncased --batch 256 --out benchmarks/scaling-<gpu>.json
     python benchmarks/bench_ddp.py --smoke                 # the 2-layer random BERT, batch 8, 4 steps
 """
 
@@ -67,7 +67,8 @@ def run(world: int, model: str, dataset: Path, folder: Path, batch: int, steps: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", type=int, nargs="+", default=[1, 2], help="processes per job to compare")
+    parser.add_argument("--devices", type=int, nargs="+",
+                        help="processes per job to compare (default: 1 and 2 on a CPU; 1, 2, 4, 8 up to the GPUs there are)")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--batch", type=int, default=32, help="global batch (queries per step)")
     parser.add_argument("--steps", type=int, default=12)
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.model, args.batch, args.steps, args.warmup = "tiny", 8, 4, 1
     cuda = torch.cuda.is_available()
+    if args.devices is None:
+        args.devices = [w for w in (1, 2, 4, 8) if w <= torch.cuda.device_count()] if cuda else [1, 2]
     if cuda and max(args.devices) > torch.cuda.device_count():
         raise SystemExit(f"--devices {max(args.devices)} but this machine has {torch.cuda.device_count()} GPU(s)")
     rates: dict[int, float] = {}

@@ -43,6 +43,7 @@ class Benchmark:
     title: str
     script: str
     cpu_args: tuple[str, ...] = ()  # extra arguments of the full run on a machine without a GPU
+    smoke: bool = True  # False: left out of --smoke runs (CI), e.g. a script that starts process groups
 
 
 BENCHMARKS = [
@@ -54,6 +55,8 @@ BENCHMARKS = [
     # Issue #5: rates on this device (writes benchmarks/rates-<device>.json), then the papers' grid priced with them.
     Benchmark("rates", "7. Rates of the papers' grid on this device", "bench_rates.py"),
     Benchmark("hours", "8. Hours of the papers' grid per rule", "grid_hours.py"),
+    # Issue #21: one training job on 1 and 2 processes (torchrun jobs: not in the CI smoke run).
+    Benchmark("ddp", "9. Data-parallel training (examples/s)", "bench_ddp.py", smoke=False),
 ]
 GRID_TITLE = "5. The quickstart grid"
 
@@ -193,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for bench in BENCHMARKS:
         command = f"python benchmarks/{bench.script}"
-        outcomes.append(skipped(bench.title, command, "--skip") if bench.name in args.skip
-                        else run_benchmark(bench, args.smoke, gpu))
+        if bench.name in args.skip or (args.smoke and not bench.smoke):
+            outcomes.append(skipped(bench.title, command, "--skip" if bench.name in args.skip else "not in --smoke"))
+        else:
+            outcomes.append(run_benchmark(bench, args.smoke, gpu))
     if args.smoke or args.skip_grid:
         outcomes.append(skipped(GRID_TITLE, f"snakemake --cores {args.grid_cores}",
                                 "--smoke" if args.smoke else "--skip-grid"))
