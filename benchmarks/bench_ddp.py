@@ -7,7 +7,8 @@ and passages at 128) for ``--steps`` steps; each rank encodes batch / W queries 
 documents, and the embeddings are all-gathered. Timed: each step's forward, gather, loss, backward,
 gradient all-reduce and optimizer step, as ``harness train`` logs it (``train_log.jsonl``:
 examples_per_s = global batch / step seconds, on rank 0); the figure is the median over the steps
-after ``--warmup``. Process start, data and model loading are not timed.
+after ``--warmup`` of ``--reps`` jobs per size, run in ABBA order (1, 2, 2, 1, ...) so that a change
+of load hits both sizes. Process start, data and model loading are not timed.
 
 - On a CPU (gloo) the ranks share the machine's cores: each of W processes gets
   ``--threads`` / W threads, so the ratio examples/s(W) / examples/s(1) is the cost of the gather
@@ -73,31 +74,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="global batch (queries per step)")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
+    parser.add_argument("--reps", type=int, default=2, help="jobs per size, in ABBA order")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="CPU threads shared by a job's processes (CPU only)")
     parser.add_argument("--out", type=Path, help="write examples/s and the scaling efficiency as JSON")
     parser.add_argument("--smoke", action="store_true", help="tiny model, batch 8, 4 steps, 1 warm-up")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.model, args.batch, args.steps, args.warmup = "tiny", 8, 4, 1
+        args.model, args.batch, args.steps, args.warmup, args.reps = "tiny", 8, 4, 1, 1
     cuda = torch.cuda.is_available()
     if args.devices is None:
         args.devices = [w for w in (1, 2, 4, 8) if w <= torch.cuda.device_count()] if cuda else [1, 2]
     if cuda and max(args.devices) > torch.cuda.device_count():
         raise SystemExit(f"--devices {max(args.devices)} but this machine has {torch.cuda.device_count()} GPU(s)")
-    rates: dict[int, float] = {}
+    steps: dict[int, list[float]] = {w: [] for w in args.devices}
+    order = [w for r in range(args.reps) for w in (args.devices if r % 2 == 0 else args.devices[::-1])]
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "generated"
         prepare("generated", dataset)
-        for world in args.devices:
+        for world in order:
             t0 = time.perf_counter()
-            per_step = run(world, args.model, dataset, Path(tmp), args.batch, args.steps, args.threads)
-            rates[world] = statistics.median(per_step[args.warmup:])
-            print(f"{world} process(es): {rates[world]:.2f} examples/s (median of steps {args.warmup + 1}-"
-                  f"{len(per_step)}; job {time.perf_counter() - t0:.0f} s with start-up)", file=sys.stderr)
+            per_step = run(world, args.model, dataset, Path(tmp), args.batch, args.steps, args.threads)[args.warmup:]
+            steps[world] += per_step
+            print(f"{world} process(es): {statistics.median(per_step):.2f} examples/s (median of steps "
+                  f"{args.warmup + 1}-{args.steps}; job {time.perf_counter() - t0:.0f} s with start-up)", file=sys.stderr)
+    rates = {w: statistics.median(v) for w, v in steps.items()}
     base = rates[min(rates)]
     print(f"- device: {device_name() if cuda else cpu_model() + f', {args.threads} threads shared by the processes'}")
-    print(f"- model: {args.model}; global batch {args.batch}, infonce, {args.steps} steps, median after {args.warmup}")
+    print(f"- model: {args.model}; global batch {args.batch}, infonce, {args.steps} steps, median after {args.warmup}, "
+          f"{args.reps} job(s) per size in ABBA order")
     print()
     print("| processes | examples/s | vs 1 process | " + ("scaling efficiency |" if cuda else "") )
     print("|---:|---:|---:|" + ("---:|" if cuda else ""))
