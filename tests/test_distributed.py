@@ -189,7 +189,7 @@ def test_more_devices_than_gpus_is_an_error(monkeypatch: pytest.MonkeyPatch) -> 
         distributed.setup(8, "auto", 64)
 
 
-def test_the_gather_keeps_the_local_graph_and_the_shares_cover_the_batch() -> None:
+def test_the_shares_cover_the_batch_and_one_process_gathers_nothing() -> None:
     world = distributed.World(rank=1, size=3)
     assert distributed.shares(8, world) == [3, 3, 2]
     assert [distributed.local_slice(8, distributed.World(rank=r, size=3)) for r in range(3)] == [
