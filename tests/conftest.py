@@ -1,9 +1,14 @@
-"""Shared fixtures: offline environment and a tiny dataset in the on-disk format."""
+"""Shared fixtures: offline environment, a tiny dataset in the on-disk format, and the tiny grid run
+once through Snakemake for every end-to-end test."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +24,8 @@ from harness.data.format import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SITE_FIXTURE = Path(__file__).parent / "fixtures" / "results" / "generate.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
+TINY_GRID = REPO / ".test" / "config.yaml"  # the workflow catalog's .test/ config
+CUSTOM_LOSS = REPO / "examples" / "custom_loss"
 
 TOPICS = ["river", "castle", "engine", "violin", "glacier", "orchard", "comet", "harbor"]
 FACETS = ["history", "repair", "weather", "music", "trade", "maps"]
@@ -75,3 +82,30 @@ def load_site_fixture() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """Snakemake on one folder, as users run it: the repository's Snakefile, ``configfiles`` in order
+    (later ones extend earlier ones key by key), ``pythonpath`` ahead of the repository."""
+
+    workdir: Path
+    configfiles: tuple[Path, ...]
+    pythonpath: tuple[Path, ...] = ()
+
+    def snakemake(self, *args: str, configfiles: tuple[Path, ...] | None = None) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, [*self.pythonpath, REPO])))
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(self.workdir), *args, "--configfile", *map(str, configfiles or self.configfiles)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workflow, subprocess.CompletedProcess]:
+    """The tiny grid of ``.test/config.yaml`` with the custom-loss example added as its README says
+    (its config after the grid's, its folder on PYTHONPATH), run once with 2 cores: the workflow and
+    custom-loss tests read the same results."""
+    workdir = tmp_path_factory.mktemp("grid")
+    shutil.copy(TINY_GRID, workdir / "config.yaml")
+    flow = Workflow(workdir, (workdir / "config.yaml", CUSTOM_LOSS / "config.yaml"), (CUSTOM_LOSS,))
+    return flow, flow.snakemake("--cores", "2")
