@@ -28,9 +28,12 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
     cfg = yaml.safe_load(PAPER.read_text())
     out = dry_run("--quiet", "rules", cwd=tmp_path)
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
-    models, losses, seeds = len(cfg["models"]), len(cfg["losses"]), len(cfg["seeds"])
+    models, seeds = len(cfg["models"]), len(cfg["seeds"])
     trains, evals = len(cfg["train_sets"]), len(cfg["eval_sets"])
-    checkpoints = models * trains * losses * seeds
+    # a train set trains its own models and losses when it names them (CADET's synthetic sets), else all
+    trained = {t: (len(spec.get("models", cfg["models"])), len(spec.get("losses", cfg["losses"])))
+               for t, spec in cfg["train_sets"].items()}
+    checkpoints = sum(m * k * seeds for m, k in trained.values())
     encoded = checkpoints + models  # every checkpoint and every zero-shot model
     corpora = {spec.get("corpus") or spec.get("dataset", name) for name, spec in cfg["eval_sets"].items()}
     shards = sum(cfg["datasets"][c].get("shards", cfg["encode"]["shards"]) for c in corpora)
@@ -40,8 +43,22 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
     assert counts["prepare"] == len(cfg["datasets"])
     assert counts["teacher"] == trains  # one teacher scoring per train set, shared by every job
     assert counts["mine"] == sum(t.get("miner", "given") != "given" for t in cfg["train_sets"].values())
-    assert counts["compare"] == models * trains * evals
+    assert counts["compare"] == sum(m for m, _ in trained.values()) * evals
+    assert counts["synthesize"] == sum(t.get("source") == "synthetic-queries" for t in cfg["train_sets"].values()) == 3
     assert counts["site"] == 1
+
+
+@pytest.mark.slow
+def test_synthesize_feeds_cadet_training(tmp_path: Path) -> None:
+    """A checkpoint trained on CADET's synthetic FEVER queries waits for the synthesize job (which waits for
+    the FEVER corpus, MS MARCO for its few-shot examples and e5-base's zero-shot encoding of FEVER) and for
+    the teacher's scores of its groups; training also waits for every eval set's data (the leakage guard)."""
+    cfg = yaml.safe_load(PAPER.read_text())
+    out = dry_run("--cores", "1", "results/checkpoints/e5-base/cadet-fever/listwise_kd/seed1", "--quiet", "rules",
+                  cwd=tmp_path)
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
+    n = len(cfg["datasets"])
+    assert counts == {"prepare": n, "encode": 1, "synthesize": 1, "teacher": 1, "train": 1, "total": n + 4}
 
 
 @pytest.mark.slow
