@@ -234,3 +234,20 @@ def test_a_generator_that_cannot_load_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot load the generator") as err:
         run_stage(data, tmp_path / "out", tmp_path / "work", tmp_path / "empty", passages=1, types=["title"])
     assert err.value.key == "train_sets.syn.generator.model"
+
+
+def test_the_schema_defaults_are_the_stage_defaults() -> None:
+    """`harness synthesize` run by hand decodes as the grid does: the schema's defaults of a generator are
+    the stage's (GENERATOR_DEFAULTS, Sampling)."""
+    import dataclasses
+
+    import yaml
+
+    from harness.synthesis.generate import Sampling
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml").read_text())
+    generator = schema["properties"]["train_sets"]["additionalProperties"]["properties"]["generator"]["properties"]
+    defaults = {k: v["default"] for k, v in generator.items() if "default" in v and k != "sampling"}
+    assert defaults == {k: v for k, v in stage.GENERATOR_DEFAULTS.items() if k != "sampling"}
+    assert {k: v["default"] for k, v in generator["sampling"]["properties"].items()} == dataclasses.asdict(Sampling())
+    assert generator["types"]["default"] == list(QUERY_TYPES)
