@@ -7,6 +7,7 @@ the rate into a rates JSON as ``generate`` (read by ``grid_hours.py`` for the sy
 
     python benchmarks/bench_generate.py                     # tiny random GPT-2 -> rates-<device>.json
     python benchmarks/bench_generate.py --model meta-llama/Llama-3.1-8B-Instruct --backend vllm
+    python benchmarks/bench_generate.py --smoke             # seconds; writes nothing
 
 Without ``--model`` the generator is a random 2-layer GPT-2 (64 wide) built from a transformers config
 with MiniLM's tokenizer: offline, and a measure of the stage's own overhead more than of a real LLM.
@@ -97,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--rates", type=Path, help="rates JSON to merge into (default: benchmarks/rates-<device>.json)")
     parser.add_argument("--print-only", action="store_true", help="print the entry, write nothing")
+    parser.add_argument("--smoke", action="store_true", help="one passage, 4 tokens, one run; prints only")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests, args.per_type, args.max_new_tokens, args.reps, args.print_only = 1, 1, 4, 1, True
     import torch
 
     torch.set_num_threads(args.threads)

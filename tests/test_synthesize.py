@@ -251,3 +251,18 @@ def test_the_schema_defaults_are_the_stage_defaults() -> None:
     assert defaults == {k: v for k, v in stage.GENERATOR_DEFAULTS.items() if k != "sampling"}
     assert {k: v["default"] for k, v in generator["sampling"]["properties"].items()} == dataclasses.asdict(Sampling())
     assert generator["types"]["default"] == list(QUERY_TYPES)
+
+
+def test_vllm_is_imported_only_when_asked_for() -> None:
+    """The vLLM backend imports vllm lazily; without it installed, the error names the backend key."""
+    import importlib.util
+    import sys
+
+    from harness.synthesis.generate import Sampling, load_backend
+
+    assert "vllm" not in sys.modules
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed")
+    with pytest.raises(ConfigError, match=r"lossboard\[gpu\]") as err:
+        load_backend("vllm", "some/model", Sampling(), key="train_sets.syn.generator")
+    assert err.value.key == "train_sets.syn.generator.backend"
