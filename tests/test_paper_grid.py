@@ -49,19 +49,6 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_synthesize_feeds_cadet_training(tmp_path: Path) -> None:
-    """A checkpoint trained on CADET's synthetic FEVER queries waits for the synthesize job (which waits for
-    the FEVER corpus, MS MARCO for its few-shot examples and e5-base's zero-shot encoding of FEVER) and for
-    the teacher's scores of its groups; training also waits for every eval set's data (the leakage guard)."""
-    cfg = yaml.safe_load(PAPER.read_text())
-    out = dry_run("--cores", "1", "results/checkpoints/e5-base/cadet-fever/listwise_kd/seed1", "--quiet", "rules",
-                  cwd=tmp_path)
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
-    n = len(cfg["datasets"])
-    assert counts == {"prepare": n, "encode": 1, "synthesize": 1, "teacher": 1, "train": 1, "total": n + 4}
-
-
-@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
                     reason="snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
 def test_slurm_profile_requests_the_configured_resources(tmp_path: Path) -> None:
