@@ -109,3 +109,37 @@ def tiny_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workflow, subpr
     shutil.copy(TINY_GRID, workdir / "config.yaml")
     flow = Workflow(workdir, (workdir / "config.yaml", CUSTOM_LOSS / "config.yaml"), (CUSTOM_LOSS,))
     return flow, flow.snakemake("--cores", "2")
+
+
+def make_tiny_causal_lm(root: Path, eos_bias: float = 0.0, newline_bias: float = 0.0, ascii_bias: float = 0.0) -> Path:
+    """A random 2-layer GPT-2 (seeded) with a byte-level BPE tokenizer trained here on a few lines, saved
+    to ``root``: a generator for the synthesize stage's plumbing. Byte-level, so a sample can stop inside
+    a UTF-8 character; ``eos_bias`` / ``newline_bias`` / ``ascii_bias`` raise the logits of end-of-text,
+    newline and the tokens of printable ASCII text, so some completions end, some are cut, some are text."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([f"what about the {t} {f}?\nnotes on the {f} of the {t}" for t in TOPICS for f in FACETS],
+                            vocab_size=320, min_frequency=1, special_tokens=["<|endoftext|>"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                        bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                        tie_word_embeddings=False, bos_token_id=tokenizer.eos_token_id,
+                        eos_token_id=tokenizer.eos_token_id)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config)
+    with torch.no_grad():  # the final layer norm's output has mean exactly 1 once its bias is 1, so adding
+        model.transformer.ln_f.bias.fill_(1.0)  # b / n_embd to a row of the head adds b to that token's logit
+        model.lm_head.weight[tokenizer.eos_token_id] += eos_bias / config.n_embd
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids("Ċ")] += newline_bias / config.n_embd
+        for token in range(len(tokenizer)):
+            text = tokenizer.decode([token])
+            if text.isascii() and text.isprintable() and token != tokenizer.eos_token_id:
+                model.lm_head.weight[token] += ascii_bias / config.n_embd
+    root.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return root

@@ -97,6 +97,7 @@ class CompareFile:
     subgroup: str | None = None
     dataset: str | None = None
     meta: dict[str, Any] | None = None
+    train_meta: dict[str, Any] | None = None
 
     @property
     def all_metrics(self) -> list[str]:
@@ -372,6 +373,13 @@ def _dataset_of(cf: CompareFile, runs: dict[str, Run], results: Path) -> tuple[s
     return name, meta
 
 
+def _train_meta(cf: CompareFile, results: Path) -> dict[str, Any] | None:
+    """The ``meta.json`` of the dataset the rows of ``cf`` were trained on (``data/<train>``), when it
+    is in ``results`` (a synthetic train set's holds its per-type query counts)."""
+    path = _inside(results, PATHS["data"].format(results=".", dataset=cf.train), results / cf.path, "train") / "meta.json"
+    return read_json(path) if path.is_file() else None
+
+
 def read_results(results: Path) -> Results:
     """Read every comparison and run under ``results``; a run a comparison names must exist.
 
@@ -400,6 +408,6 @@ def read_results(results: Path) -> Results:
     for cf in compares:
         dataset, meta = _dataset_of(cf, runs, results)
         placed.append(replace(cf, group=_group_of(cf, runs, results), subgroup=_group_of(cf, runs, results, "subgroup"),
-                              dataset=dataset, meta=meta))
+                              dataset=dataset, meta=meta, train_meta=_train_meta(cf, results)))
     return Results(compares=placed, runs=runs,
                    losses=dict(sorted(losses.items())))
