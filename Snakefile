@@ -15,6 +15,7 @@ if not config:
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/synthesize.smk"
 include: "rules/loss_check.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

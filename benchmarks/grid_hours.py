@@ -25,6 +25,11 @@ defaults filled in, as ``rules/common.smk`` validates it), each priced as work /
   whole corpus; an encode shard scans the file twice (counting, then finding its lines) and parses
   its own share; an answer-match (``qa``) evaluation scans the file and parses the passages it
   retrieved (at most queries × 1,000); other evaluations read no passage text;
+- synthesize (a synthetic train set, CADET): its completions (passages × types × per_type) ×
+  ``max_new_tokens`` / the generator's measured new tokens/s (``generate``, ``bench_generate.py``), an
+  upper bound (a completion that ends early costs less), plus the filter: the retriever's query
+  encoding and exact search, and ``depth`` teacher pairs per query. A synthetic train set trains on
+  at most that many queries (the filter keeps fewer), so its train and teacher rows are upper bounds;
 - prepare (downloads), compare, mteb and site are counted, not priced.
 
 Models other than the measured ``minilm`` and ``bert-base`` are priced as the measured model of the
@@ -70,7 +75,7 @@ SAME_SIZE = {  # model path -> the measured model of its size (layers × width)
     "xlm-roberta-base": "bert-base",
     "intfloat/e5-base-unsupervised": "bert-base",
 }
-RULES = ("prepare", "mine", "teacher", "train", "encode", "evaluate", "compare", "mteb", "site", "all")
+RULES = ("prepare", "synthesize", "mine", "teacher", "train", "encode", "evaluate", "compare", "mteb", "site", "all")
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -207,32 +212,72 @@ class Estimate:
         return float(measured[str(world)])
 
     # -- the grid -------------------------------------------------------------------------------
-    def variants(self) -> list[tuple[str, str, int]]:
-        """(train set, loss, seed) of every encoded model: the zero-shot one and each checkpoint."""
+    def variants(self, model: str) -> list[tuple[str, str, int]]:
+        """(train set, loss, seed) of every encoded model: the zero-shot one and each checkpoint of ``model``."""
         g = self.grid
-        return [(ZERO_SHOT, ZERO_SHOT, 0)] + [(t, k, s) for t in g.train_sets for k in g.losses for s in g.seeds]
+        return [(ZERO_SHOT, ZERO_SHOT, 0)] + [(t, k, s) for t in g.train_sets if model in g.models_of(t)
+                                             for k in g.losses_of(t) for s in g.seeds]
+
+    def train_corpus(self, train: str) -> str:
+        """The dataset whose corpus a train set reads (a synthetic one's ``corpus``)."""
+        return self.grid.train_sets[train].get("corpus", train)
+
+    def train_queries(self, train: str) -> int:
+        """A train set's training queries; a synthetic one's completions, an upper bound of what the filter keeps."""
+        spec = self.grid.train_sets[train]
+        if train in self.grid.synthetic():
+            gen = spec["generator"]
+            return gen["passages"] * len(gen["types"]) * gen["per_type"]
+        return self.size(train, "train_queries")
 
     def train_examples(self, train: str) -> int:
         spec = self.grid.train_sets[train]
-        steps = total_steps(self.size(train, "train_queries"), spec["batch_size"], spec["epochs"], spec["max_steps"])
+        steps = total_steps(self.train_queries(train), spec["batch_size"], spec["epochs"], spec["max_steps"])
         return steps * spec["batch_size"]
 
     def teacher_pairs(self, train: str) -> int:
         spec = self.grid.train_sets[train]
+        if train in self.grid.synthetic() and spec["miner"] == "given":
+            return self.train_queries(train) * spec["filter"]["depth"]  # the source passage and its negatives
         negatives = spec["mined_negatives"] if spec["miner"] != "given" else given_negatives(self.grid.datasets[train])
-        return self.size(train, "train_positives") + self.size(train, "train_queries") * negatives
+        positives = self.train_queries(train) if train in self.grid.synthetic() else self.size(train, "train_positives")
+        return positives + self.train_queries(train) * negatives
+
+    def synthesize_s(self, train: str) -> float:
+        """Generation (an upper bound: every completion runs to max_new_tokens) and the filter of a synthetic train set."""
+        spec = self.grid.train_sets[train]
+        gen, depth, retriever = spec["generator"], spec["filter"]["depth"], spec["filter"]["retriever"]
+        completions, corpus = self.train_queries(train), self.size(spec["corpus"], "corpus")
+        seconds = completions * gen["sampling"]["max_new_tokens"] / self.rate("generate", "new_tokens_per_s")
+        seconds += (completions / self.model_rate(retriever, "query", "per_s")
+                    + completions * corpus / self.model_rate(retriever, "search", "scores_per_s"))
+        teacher = self.config["teacher"]
+        if teacher["kind"] == "cross-encoder":
+            seconds += completions * depth / self.rate("teacher", "pairs_per_s")
+        else:
+            seconds += completions * depth / self.model_rate(teacher["model"], "passage", "per_s")
+        return seconds
 
     def rows(self) -> list[Row]:
         g = self.grid
         self.notes = []
-        rows = {rule: Row(rule, gpu=self.gpu(rule) if rule in ("train", "encode", "evaluate", "teacher", "mine")
+        rows = {rule: Row(rule, gpu=self.gpu(rule) if rule in ("train", "encode", "evaluate", "teacher", "mine", "synthesize")
                           else None) for rule in RULES}
-        used = set(g.train_sets) | {d for e in g.eval_sets for d in (g.dataset_of(e), g.corpus_of(e))}
+        used = {self.train_corpus(t) for t in g.train_sets} | {d for e in g.eval_sets for d in (g.dataset_of(e), g.corpus_of(e))}
+        used |= {g.few_shot_source(t) for t in g.synthetic()} - {None}
         rows["prepare"].jobs, rows["prepare"].work = len(used), "downloads and conversion: not priced"
+
+        completions = 0
+        for t in g.synthetic():
+            completions += self.train_queries(t)
+            rows["synthesize"].add(1, self.synthesize_s(t), self.read_s(self.train_corpus(t)))
+        rows["synthesize"].work = (f"{completions:,} completions of up to "
+                                   + "/".join(sorted({str(g.train_sets[t]['generator']['sampling']['max_new_tokens'])
+                                                      for t in g.synthetic()})) + " tokens" if completions else "")
 
         mined = [t for t in g.train_sets if g.train_sets[t]["miner"] != "given"]
         for t in mined:
-            queries, passages = self.size(t, "train_queries"), self.size(t, "corpus")
+            queries, passages = self.train_queries(t), self.size(self.train_corpus(t), "corpus")
             dense = g.dense_miner(t)
             if dense is None:
                 seconds = (passages / self.rate("bm25", "index_passages_per_s")
@@ -240,12 +285,12 @@ class Estimate:
             else:
                 seconds = (queries / self.model_rate(dense, "query", "per_s")
                            + queries * passages / self.model_rate(dense, "search", "scores_per_s"))
-            rows["mine"].add(1, seconds, self.read_s(t))
-        rows["mine"].work = " + ".join(f"{self.size(t, 'train_queries'):,} queries × {self.size(t, 'corpus'):,} "
+            rows["mine"].add(1, seconds, self.read_s(self.train_corpus(t)))
+        rows["mine"].work = " + ".join(f"{self.train_queries(t):,} queries × {self.size(self.train_corpus(t), 'corpus'):,} "
                                        f"passages ({g.train_sets[t]['miner']})" for t in mined)
 
         teacher = self.config["teacher"]
-        distilled = [t for t in g.train_sets if any(g.needs_teacher(k) for k in g.losses)]
+        distilled = [t for t in g.train_sets if any(g.needs_teacher(k) for k in g.losses_of(t))]
         pairs = 0
         for t in distilled:
             n = self.teacher_pairs(t)
@@ -254,20 +299,22 @@ class Estimate:
                 seconds = n / self.rate("teacher", "pairs_per_s")
             else:
                 seconds = (n / self.model_rate(teacher["model"], "passage", "per_s")
-                           + self.size(t, "train_queries") / self.model_rate(teacher["model"], "query", "per_s"))
-            rows["teacher"].add(1, seconds, self.read_s(t))
+                           + self.train_queries(t) / self.model_rate(teacher["model"], "query", "per_s"))
+            rows["teacher"].add(1, seconds, self.read_s(self.train_corpus(t)))
         rows["teacher"].work = f"{pairs:,} (query, passage) pairs" if distilled else ""
 
         examples = 0
         for m in g.models:
             for t in g.train_sets:
+                if m not in g.models_of(t):
+                    continue
                 rate = self.model_rate(m, "train", shape_key(g.train_sets[t]), "examples_per_s")
                 n = self.train_examples(t)
-                checkpoints = len(g.losses) * len(g.seeds)
+                checkpoints = len(g.losses_of(t)) * len(g.seeds)
                 examples += n * checkpoints
                 world = self.world(t)  # device-seconds: W devices for n / (W × rate × e(W)) seconds
                 rows["train"].add(checkpoints, checkpoints * n / (rate * self.efficiency(world)),
-                                  checkpoints * self.read_s(t) * world)
+                                  checkpoints * self.read_s(self.train_corpus(t)) * world)
         rows["train"].work = f"{examples:,} examples"
         worlds = {t: self.world(t) for t in g.train_sets}
         if any(w > 1 for w in worlds.values()):
@@ -276,7 +323,7 @@ class Estimate:
                               + ", ".join(f"{t} {w}" for t, w in worlds.items()) + ")")
 
         corpora = sorted({g.corpus_of(e) for e in g.eval_sets})
-        encoded = {(m, v, c) for m in g.models for v in self.variants() for c in corpora}
+        encoded = {(m, v, c) for m in g.models for v in self.variants(m) for c in corpora}
         encoded |= {(g.dense_miner(t), (ZERO_SHOT, ZERO_SHOT, 0), t) for t in g.train_sets if g.dense_miner(t)}
         passages = 0
         for m, _, c in sorted(encoded, key=str):
@@ -288,7 +335,7 @@ class Estimate:
 
         queries = scores = 0
         for m in g.models:
-            for _ in self.variants():
+            for _ in self.variants(m):
                 for e in g.eval_sets:
                     q = self.size(g.dataset_of(e), "queries", g.eval_sets[e]["split"])
                     n = self.size(g.corpus_of(e), "corpus")
@@ -325,6 +372,12 @@ class Estimate:
                          f"the mine rule asks for {self.config['resources'].get('mine', {}).get('threads', 1)}")
         notes.append(f"passages of {self.rates.get('text', {}).get('passage_words', '?')} words (DPR's length); "
                      "MS MARCO's are shorter and some BEIR corpora longer (cut at max_passage_length)")
+        if self.grid.synthetic():
+            generate = self.rates.get("generate", {})
+            notes.append(f"synthesize: generation at {generate.get('new_tokens_per_s', '?')} new tokens/s, measured with "
+                         f"{generate.get('model', '?')} ({generate.get('backend', '?')}); an 8B instruction model on a GPU "
+                         "is slower per token than that tiny model: measure the real generator with bench_generate.py "
+                         "--model; its train and teacher rows count every completion (the filter keeps fewer)")
         notes.append("losses are priced as infonce (every loss is <= 0.2 % of a step: bench_losses.py); "
                      "listwise_kd trains on the queries the teacher keeps (about 3/4), so its rows are upper bounds")
         return notes

@@ -2,8 +2,10 @@
 
 This module parses the arguments and hands them to the stage's driver, ``harness.stages.<stage>.run``.
 Each stage takes explicit input paths, writes explicit outputs (atomically) and logs to stderr;
-nothing is shared between stages but files. A :class:`~harness.errors.HarnessError` ends the
-command with its message and exit status 2, without a traceback.
+nothing is shared between stages but files. A command that makes a step of a run also leaves
+``<out>.step.json``, the commands behind its output (:mod:`harness.provenance`). A
+:class:`~harness.errors.HarnessError` ends the command with its message and exit status 2, without a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import os
 import sys
 from typing import Any
 
+from harness import provenance
 from harness.errors import HarnessError
+from harness.io import write_json
+
+
+# commands that read finished runs rather than make a step of one: they leave no step file (provenance.step_file)
+READERS = ("compare", "mteb", "site")
 
 
 def _json(text: str) -> Any:
@@ -59,6 +67,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", choices=["bi-encoder", "cross-encoder"], default="bi-encoder")
     s.add_argument("--dataset", required=True)
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--out", required=True)
+
+    s = sub.add_parser("synthesize", help="synthetic training queries over a corpus, filtered as CADET does")
+    s.add_argument("--corpus", required=True, help="prepared dataset whose passages the queries are written for")
+    s.add_argument("--generator", type=_json, required=True,
+                   help="JSON: model, backend, types, passages, per_type, seed, few_shot, chunk, prompts, sampling")
+    s.add_argument("--key", default="generator", help="the generator's config key (errors name it)")
+    s.add_argument("--few-shot", help="prepared dataset whose training queries are the few-shot examples (default: --corpus)")
+    s.add_argument("--retriever", required=True, help="the filter's bi-encoder (minilm, a folder, a hub id)")
+    s.add_argument("--retriever-settings", type=_json, default={})
+    s.add_argument("--embeddings", help="the corpus's embedding shards by --retriever (default: encode here)")
+    s.add_argument("--depth", type=int, default=20, help="passages retrieved per query and reranked by the teacher")
+    s.add_argument("--teacher-kind", choices=["bi-encoder", "cross-encoder"], default="bi-encoder")
+    s.add_argument("--teacher-model", required=True)
+    s.add_argument("--teacher-settings", type=_json, default={})
+    s.add_argument("--record", type=_json, default={}, help="config names stored in meta.json's source")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
+    s.add_argument("--work", required=True, help="where generated chunks are kept between attempts")
     s.add_argument("--out", required=True)
 
     s = sub.add_parser("train", help="train a bi-encoder with one loss")
@@ -137,9 +164,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     try:
-        importlib.import_module(f"harness.stages.{args.command.replace('-', '_')}").run(args)
+        stage = importlib.import_module(f"harness.stages.{args.command.replace('-', '_')}")
+        stage.run(args)
+        if args.command not in READERS and getattr(args, "out", None):
+            made = stage.output(args) if hasattr(stage, "output") else args.out  # encode: a shard of --out
+            write_json(provenance.step_file(made),
+                       provenance.steps(args.command, ["harness", *argv], vars(args).values()))
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ Results tree (relative to ``results``)::
     data/<dataset>/                                 prepared dataset (meta.json marks it done)
     mined/<dataset>/<miner>.jsonl                   training groups with mined hard negatives
     teacher/<dataset>/<teacher>.jsonl               teacher scores for listwise distillation
+    synthesis/<train>/chunk-*.jsonl                 a synthetic train set's generated chunks (resume)
     loss-checks/<loss>.json                         contract report of a loss named by module:Class
     checkpoints/<model>/<train>/<loss>/seed<s>/     trained model (sentence-transformers folder)
     resume/<model>/<train>/<loss>/seed<s>/          resume checkpoints of a training job
@@ -20,6 +21,10 @@ Results tree (relative to ``results``)::
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
     mteb/<model>/<train>/<loss>/seed<s>.json        MTEB's own scores, when the config asks for them
+
+Beside each output of a step (a dataset, a mined or teacher file, a checkpoint, a shard, an
+evaluation folder) lies ``<output>.step.json``: the commands that made it, its inputs' first
+(:func:`harness.provenance.step_file`); the site prints an evaluation's as the row's reproduce steps.
 
 The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
 miner (a model key) ranks with that model's zero-shot embeddings of the training corpus.
@@ -42,11 +47,15 @@ from harness.io import read_json
 ZERO_SHOT = "zero-shot"
 MINERS = ("given", "bm25")
 MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine stage; the rest are training options
+SYNTHETIC = "synthetic-queries"  # a train set's source when the synthesize stage writes its queries (CADET)
+SYNTHESIS_KEYS = ("source", "corpus", "generator", "filter")  # read by the synthesize stage
+SCOPE_KEYS = ("models", "losses")  # which models and rows a train set trains (default: all)
 
 PATHS = {
     "data": "{results}/data/{dataset}",
     "mined": "{results}/mined/{dataset}/{miner}.jsonl",
     "teacher": "{results}/teacher/{dataset}/{teacher}.jsonl",
+    "synthesis": "{results}/synthesis/{dataset}",
     "loss_check": "{results}/loss-checks/{loss}.json",
     "checkpoint": "{results}/checkpoints/{model}/{train}/{loss}/seed{seed}",
     "resume": "{results}/resume/{model}/{train}/{loss}/seed{seed}",
@@ -160,8 +169,14 @@ def check(config: dict[str, Any]) -> None:
         if name in config["models"]:
             raise ConfigError(f"{name!r} names a miner; call the model something else", key=f"models.{name}")
     for name, spec in config["train_sets"].items():
-        if name not in datasets:
+        if spec.get("source") == SYNTHETIC:
+            _check_synthetic(config, name, spec)
+        elif name not in datasets:
             raise ConfigError(f"names dataset {name!r}, which is not under 'datasets'", key=f"train_sets.{name}")
+        elif any(k in spec for k in SYNTHESIS_KEYS):
+            key = next(k for k in SYNTHESIS_KEYS if k in spec)
+            raise ConfigError(f"'{key}' belongs to a train set with source: {SYNTHETIC}", key=f"train_sets.{name}.{key}")
+        _check_scope(config, name, spec)
         miner = spec.get("miner", "given")
         if miner not in MINERS and miner not in config["models"]:
             raise ConfigError(f"miner {miner!r} is neither one of {list(MINERS)} nor a model under 'models'",
@@ -225,6 +240,45 @@ def _check_world(config: dict[str, Any], name: str, spec: dict[str, Any]) -> Non
         raise ConfigError(f"batch_size {batch_size} is not divisible by the job's {world} processes (devices "
                           f"{spec.get('devices', 1)} × resources.train.nodes {nodes}); every process encodes an "
                           "equal share of the queries", key=f"train_sets.{name}.batch_size")
+
+
+def _check_synthetic(config: dict[str, Any], name: str, spec: dict[str, Any]) -> None:
+    """A synthetic train set (CADET): its own name, a corpus and few-shot dataset under 'datasets', a
+    filter retriever under 'models', query types with prompt templates that hold their placeholders,
+    and a generator that loads (a local folder is loaded now; a Hub id by the job)."""
+    from harness.synthesis.prompts import FEW_SHOT, check_generator_model, load_templates
+
+    key = f"train_sets.{name}"
+    if name in config["datasets"]:
+        raise ConfigError(f"a {SYNTHETIC} train set is a dataset of its own; call it something else than "
+                          f"dataset {name!r}", key=key)
+    for field in ("corpus", "generator", "filter"):
+        if field not in spec:
+            raise ConfigError(f"a {SYNTHETIC} train set needs '{field}'", key=f"{key}.{field}")
+    if spec["corpus"] not in config["datasets"]:
+        raise ConfigError(f"names dataset {spec['corpus']!r}, which is not under 'datasets'", key=f"{key}.corpus")
+    generator = spec["generator"]
+    load_templates(list(generator["types"]), generator.get("prompts"), f"{key}.generator")
+    few_shot = generator.get("few_shot_from")
+    if few_shot is not None and few_shot not in config["datasets"]:
+        raise ConfigError(f"names dataset {few_shot!r}, which is not under 'datasets'", key=f"{key}.generator.few_shot_from")
+    if few_shot is not None and FEW_SHOT not in generator["types"]:
+        raise ConfigError(f"few-shot examples, but no {FEW_SHOT} query type", key=f"{key}.generator.few_shot_from")
+    check_generator_model(str(generator["model"]), f"{key}.generator")
+    if spec["filter"]["retriever"] not in config["models"]:
+        raise ConfigError(f"retriever {spec['filter']['retriever']!r} is not under 'models'", key=f"{key}.filter.retriever")
+
+
+def _check_scope(config: dict[str, Any], name: str, spec: dict[str, Any]) -> None:
+    """A train set's ``models`` and ``losses`` (when given) name models and rows of the grid, the baseline among them."""
+    for field in SCOPE_KEYS:
+        for i, item in enumerate(spec.get(field, [])):
+            if item not in (config.get(field) or {}):
+                raise ConfigError(f"{item!r} is not a key of '{field}'", key=f"train_sets.{name}.{field}[{i}]")
+    baseline = loss_entries(config).get(config.get("baseline"))
+    if "losses" in spec and baseline is not None and baseline.label not in spec["losses"]:
+        raise ConfigError(f"every comparison needs the baseline {baseline.label!r}; add it",
+                          key=f"train_sets.{name}.losses")
 
 
 def _check_references(config: dict[str, Any]) -> None:
@@ -292,6 +346,19 @@ class Grid:
         teacher = self.config["teacher"]
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(teacher["model"]))
 
+    def synthetic(self) -> list[str]:
+        """The train sets whose queries the synthesize stage writes (CADET)."""
+        return [t for t, spec in self.train_sets.items() if spec.get("source") == SYNTHETIC]
+
+    def models_of(self, train: str) -> list[str]:
+        """The models trained on a train set (its ``models``, else all)."""
+        return list(self.train_sets[train].get("models") or self.models)
+
+    def losses_of(self, train: str) -> list[str]:
+        """The rows trained on a train set (its ``losses``, else all), in the order of 'losses'."""
+        chosen = self.train_sets[train].get("losses")
+        return [k for k in self.losses if chosen is None or self.losses[k].label in chosen]
+
     def needs_teacher(self, loss: str) -> bool:
         from harness.losses import resolve_loss
 
@@ -306,9 +373,10 @@ class Grid:
             "train": one_of([*self.train_sets, ZERO_SHOT]),
             "loss": one_of([*self.losses, ZERO_SHOT]),
             "eval": one_of(list(self.eval_sets)),
-            "dataset": one_of(list(self.datasets)),
+            "dataset": one_of([*self.datasets, *self.synthetic()]),
             "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets}
-                                    | {t for t in self.train_sets if self.dense_miner(t)})),
+                                    | {t for t in self.train_sets if self.dense_miner(t)}
+                                    | {self.train_sets[t]["corpus"] for t in self.synthetic()})),
             "seed": r"\d+",
             "shard": r"\d+",
             "shards": r"\d+",
@@ -373,8 +441,21 @@ class Grid:
         return [f"{self.data(d)}/meta.json" for d in sorted({self.dataset_of(e) for e in self.eval_sets})]
 
     def train_options(self, train: str) -> dict[str, Any]:
-        """The hyper-parameters handed to ``harness train`` (the miner's settings stay here)."""
-        return {k: v for k, v in self.train_sets[train].items() if k not in MINER_KEYS}
+        """The hyper-parameters handed to ``harness train`` (the miner's, the synthesis's and the scope's
+        settings stay here)."""
+        return {k: v for k, v in self.train_sets[train].items() if k not in (*MINER_KEYS, *SYNTHESIS_KEYS, *SCOPE_KEYS)}
+
+    def filter_shards(self, train: str) -> list[str]:
+        """The corpus embeddings a synthetic train set's filter searches: its retriever's zero-shot encoding."""
+        spec = self.train_sets[train]
+        return self.shard_files(spec["filter"]["retriever"], ZERO_SHOT, ZERO_SHOT, 0, spec["corpus"])
+
+    def few_shot_source(self, train: str) -> str | None:
+        """The dataset whose training queries a synthetic train set's few-shot prompts show (None: no such prompt)."""
+        from harness.synthesis.prompts import FEW_SHOT
+
+        generator = self.train_sets[train]["generator"]
+        return generator.get("few_shot_from", self.train_sets[train]["corpus"]) if FEW_SHOT in generator["types"] else None
 
     def teacher(self, train: str) -> str:
         """The teacher scores of a train set's groups."""
@@ -386,12 +467,13 @@ class Grid:
     def rows(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
         """Every row of one comparison table -> its run folders (one per seed)."""
         rows = {ZERO_SHOT: [self.run(model, ZERO_SHOT, ZERO_SHOT, 0, eval_set)]}
-        for key in self.losses:
+        for key in self.losses_of(train):
             rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
         return rows
 
     def all_compares(self) -> list[str]:
-        return [self.compare(m, t, e) for m in self.models for t in self.train_sets for e in self.eval_sets]
+        return [self.compare(m, t, e) for m in self.models for t in self.train_sets if m in self.models_of(t)
+                for e in self.eval_sets]
 
     def mteb(self, model: str, train: str, loss: str, seed: int | str) -> str:
         return self.pattern("mteb", model=model, train=train, loss=loss, seed=seed)
@@ -402,8 +484,8 @@ class Grid:
         if not (mteb.get("tasks") or mteb.get("eval_sets")):
             return []
         files = [self.mteb(m, ZERO_SHOT, ZERO_SHOT, 0) for m in self.models]
-        return files + [self.mteb(m, t, k, s) for m in self.models for t in self.train_sets for k in self.losses
-                        for s in self.seeds]
+        return files + [self.mteb(m, t, k, s) for m in self.models for t in self.train_sets if m in self.models_of(t)
+                        for k in self.losses_of(t) for s in self.seeds]
 
     def mteb_local(self) -> list[dict[str, str]]:
         """The eval sets MTEB evaluates offline, as ``harness mteb --local`` takes them."""
@@ -417,6 +499,6 @@ class Grid:
 
     def all_runs(self) -> list[str]:
         runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets]
-        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets for k in self.losses
-                 for s in self.seeds for e in self.eval_sets]
+        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets if m in self.models_of(t)
+                 for k in self.losses_of(t) for s in self.seeds for e in self.eval_sets]
         return runs

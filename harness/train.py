@@ -50,7 +50,7 @@ from harness.data.leakage import guard
 from harness.distributed import World
 from harness.errors import ConfigError, DataError, TrainingError
 from harness.grid import total_steps
-from harness.io import atomic_dir, atomic_path, iter_jsonl, write_json, write_jsonl
+from harness.io import atomic_dir, atomic_path, iter_jsonl, read_json, write_json, write_jsonl
 from harness.losses import get_loss, loss_source, resolve_loss
 from harness.models import BiEncoder, load_model
 
@@ -429,11 +429,18 @@ class Trainer:
                 shutil.copyfile(self.args.loss_check, tmp / LOSS_CHECK_FILE)
             write_jsonl(tmp / "train_log.jsonl", self.log)
             write_json(tmp / "train_summary.json", {
-                **summary, "loss": loss_config, "seed": self.args.seed,
+                **summary, "loss": loss_config, "seed": self.args.seed, "data": _source_of(Path(self.args.dataset)),
                 **provenance.record(summary["wall_time_s"]),
             })
         if self._resume_file() is not None:
             shutil.rmtree(self.args.resume_dir, ignore_errors=True)
+
+
+def _source_of(dataset: Path) -> dict[str, Any] | None:
+    """The ``source`` record of a prepared dataset's ``meta.json`` (a synthetic train set's names its
+    generator, the prompts' sha256, the sampling settings and the filter), None without one."""
+    meta = dataset / "meta.json"
+    return read_json(meta).get("source") if meta.is_file() else None
 
 
 def train(args: TrainArgs) -> Path:

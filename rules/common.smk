@@ -35,6 +35,7 @@ RESOURCE_DEFAULTS = {
     "evaluate": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "teacher": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "mine": {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1},
+    "synthesize": {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1},
 }
 
 

@@ -118,6 +118,33 @@ def test_a_train_job_on_several_devices_is_priced_in_device_hours(tmp_path: Path
     assert {r.rule: r for r in measured.rows()}["train"].compute_s == pytest.approx(single.compute_s / 0.8)
 
 
+def test_a_synthetic_train_set_prices_generation_the_filter_and_its_training(tmp_path: Path) -> None:
+    """CADET's synthesize rule: completions × max_new_tokens / new tokens/s, plus the filter (the retriever's
+    query encoding and exact search, depth teacher pairs per query); training and the teacher count every
+    completion (upper bounds: the filter keeps fewer); only the small model and infonce train on it."""
+    config = copy.deepcopy(CONFIG)
+    config["train_sets"]["syn"] = {
+        "source": "synthetic-queries", "corpus": "train-data", "batch_size": 4, "hard_negatives": 2,
+        "models": ["small"], "losses": ["infonce"],
+        "generator": {"model": "org/llm", "types": ["question", "title"], "passages": 50, "per_type": 3,
+                      "sampling": {"max_new_tokens": 20}},
+        "filter": {"retriever": "small", "depth": 5}}
+    rates = dict(RATES, generate={"new_tokens_per_s": 100.0})
+    rows = {r.rule: r for r in estimate(tmp_path, config, rates).rows()}
+    completions = 50 * 2 * 3
+    small = RATES["models"]["minilm"]
+    assert rows["synthesize"].jobs == 1
+    assert rows["synthesize"].compute_s == pytest.approx(
+        completions * 20 / 100.0 + completions / small["query"]["per_s"]
+        + completions * 1000 / small["search"]["scores_per_s"] + completions * 5 / RATES["teacher"]["pairs_per_s"])
+    base = {r.rule: r for r in estimate(tmp_path, CONFIG).rows()}
+    assert rows["train"].jobs == base["train"].jobs + 2  # 1 model × 1 loss × 2 seeds
+    examples = completions // 4 * 4
+    assert rows["train"].compute_s == pytest.approx(base["train"].compute_s + 2 * examples / 8.0)
+    assert rows["teacher"].compute_s == pytest.approx(base["teacher"].compute_s)  # infonce needs no teacher
+    assert rows["prepare"].jobs == base["prepare"].jobs  # the synthetic set is written, not prepared
+
+
 def test_the_table_prices_each_rule_and_sums_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config_path, rates_path, sizes_path = write(tmp_path, CONFIG, RATES, SIZES)
     assert grid_hours.main(["--config", str(config_path), "--rates", str(rates_path), "--sizes", str(sizes_path)]) == 0
@@ -159,13 +186,14 @@ def test_paper_grid_counts_the_jobs_snakemake_lists() -> None:
     rates = copy.deepcopy(RATES)
     for m in rates["models"].values():
         m["train"] = {"hn7-pos4-gc32": m["train"][SHAPE], "hn1-pos1-gc32": m["train"][SHAPE]}
+    rates["generate"] = {"new_tokens_per_s": 1000.0}
     est = grid_hours.Estimate(grid_hours.load_config(grid_hours.PAPER), rates, Path("rates.json"),
                               grid_hours.load_yaml(grid_hours.SIZES), grid_hours.SIZES)
     jobs = {r.rule: r.jobs for r in est.rows()}
-    # README, "The papers' grid": `snakemake -n --configfile config/paper.yaml` lists 26,630 jobs
-    assert jobs == {"prepare": 28, "mine": 1, "teacher": 3, "train": 324, "encode": 16072, "evaluate": 9840,
-                    "compare": 360, "site": 1, "all": 1}
-    assert sum(jobs.values()) == 26630
+    # README, "The papers' grid": `snakemake -n --configfile config/paper.yaml` lists 28,166 jobs
+    assert jobs == {"prepare": 28, "synthesize": 3, "mine": 1, "teacher": 6, "train": 342, "encode": 16954,
+                    "evaluate": 10380, "compare": 450, "site": 1, "all": 1}
+    assert sum(jobs.values()) == 28166
 
 
 def benchmark_file(path: Path, *seconds: str) -> None:

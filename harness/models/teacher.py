@@ -68,3 +68,22 @@ def score_groups(kind: str, model: str, dataset: Path, groups_file: Path | None 
     for (q, d), v in zip(pairs, np.asarray(values, dtype=np.float64)):
         scores.setdefault(q, {})[d] = float(v)
     return scores
+
+
+def score_pairs(kind: str, model: str, pairs: list[tuple[str, str]], settings: dict[str, Any] | None = None,
+                batch_size: int = 64) -> np.ndarray:
+    """The teacher's raw score of each ``(query text, passage text)`` pair, as :func:`score_groups`
+    scores them (a cross-encoder's logit, or a bi-encoder's similarity; each distinct text encoded once)."""
+    if kind == "cross-encoder":
+        from sentence_transformers import CrossEncoder
+
+        values = CrossEncoder(model).predict(pairs, batch_size=batch_size, show_progress_bar=False)
+        return np.asarray(values, dtype=np.float64).reshape(len(pairs))
+    encoder = load_model(model, settings)
+    queries = list(dict.fromkeys(q for q, _ in pairs))
+    passages = list(dict.fromkeys(p for _, p in pairs))
+    q_emb = encoder.encode(queries, "query", batch_size)
+    p_emb = encoder.encode(passages, "passage", batch_size)
+    q_row, p_row = {t: i for i, t in enumerate(queries)}, {t: i for i, t in enumerate(passages)}
+    return np.einsum("ij,ij->i", q_emb[[q_row[q] for q, _ in pairs]],
+                     p_emb[[p_row[p] for _, p in pairs]]).astype(np.float64)

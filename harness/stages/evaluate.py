@@ -122,7 +122,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,
         "provenance": provenance.record(time.perf_counter() - start, config=info.get("config", {}),
                                         train_command=summary["command"] if summary else None,
-                                        train_argv=summary.get("argv") if summary else None),
+                                        train_argv=summary.get("argv") if summary else None,
+                                        train_data=summary.get("data") if summary else None),
     }
     write_json(out / "metrics.json", record)
     return record
