@@ -50,6 +50,7 @@ MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine
 SYNTHETIC = "synthetic-queries"  # a train set's source when the synthesize stage writes its queries (CADET)
 SYNTHESIS_KEYS = ("source", "corpus", "generator", "filter")  # read by the synthesize stage
 SCOPE_KEYS = ("models", "losses")  # which models and rows a train set trains (default: all)
+NOT_TRAINING_OPTIONS = (*MINER_KEYS, *SYNTHESIS_KEYS, *SCOPE_KEYS)  # a train set's other keys go to `harness train`
 
 PATHS = {
     "data": "{results}/data/{dataset}",
@@ -443,7 +444,7 @@ class Grid:
     def train_options(self, train: str) -> dict[str, Any]:
         """The hyper-parameters handed to ``harness train`` (the miner's, the synthesis's and the scope's
         settings stay here)."""
-        return {k: v for k, v in self.train_sets[train].items() if k not in (*MINER_KEYS, *SYNTHESIS_KEYS, *SCOPE_KEYS)}
+        return {k: v for k, v in self.train_sets[train].items() if k not in NOT_TRAINING_OPTIONS}
 
     def filter_shards(self, train: str) -> list[str]:
         """The corpus embeddings a synthetic train set's filter searches: its retriever's zero-shot encoding."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.grid import MINER_KEYS
+from harness.grid import NOT_TRAINING_OPTIONS
 from harness.metrics import FAMILIES
 from harness.models.biencoder import EncoderSettings
 from harness.retrieval import DTYPE, DTYPES
@@ -36,7 +36,7 @@ def _fields(cls: type) -> dict[str, tuple[typing.Any, typing.Any]]:
 
 def test_train_set_keys_types_and_defaults_are_train_args_options() -> None:
     schema = SCHEMA["properties"]["train_sets"]["additionalProperties"]["properties"]
-    options = {name: spec for name, spec in schema.items() if name not in MINER_KEYS}
+    options = {name: spec for name, spec in schema.items() if name not in NOT_TRAINING_OPTIONS}
     fields = _fields(TrainArgs)
     assert sorted(options) == sorted(OPTIONS)
     for name, spec in options.items():
