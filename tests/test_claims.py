@@ -210,3 +210,8 @@ def test_claims_page_verdicts_and_latex(tmp_path: Path) -> None:
     dataset = next((site / "datasets").glob("tart-marco-dl19-*.html")).read_text(encoding="utf-8")
     for label, code in compare["letters"]["letters"].items():
         assert f'<tr data-label="{label}"><th scope="row">' in dataset and f"<code>{code}</code>" in dataset
+    assert 'id="letters"' not in next((site / "datasets").glob("e5-nq-nq-*.html")).read_text(encoding="utf-8")
+    run = next((site / "runs").glob("tart-marco-mw-seed1-dl19-*.html")).read_text(encoding="utf-8")
+    assert 'id="calibration"' in run and "reliability diagram" in run and "cut-off (0.4213)" in run
+    assert "fitted on the dev split (40 queries)" in run and "F1 0.610" in run
+    assert 'id="calibration"' not in next((site / "runs").glob("tart-marco-mw-seed2-dl19-*.html")).read_text()
