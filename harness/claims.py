@@ -49,6 +49,7 @@ KEYS = {"paper", "sentence", "test", "models", "eval_sets"}
 TEST_KEYS = {*FORMS, "among", "metric", "margin"}
 GENERATIVE_ROWS = ("gen", "ltrgr")  # the generative retriever's rows (MINDER's generation loss, LTRGR)
 CONFIRMED, REFUTED, INCONCLUSIVE, NOT_RUN = "confirmed", "refuted", "inconclusive", "not run"
+NOT_MEASURED = "not measured"  # the eval set's family has not the claim's metric: the claim does not apply there
 
 
 @dataclass(frozen=True)
@@ -264,7 +265,8 @@ def summarise(claims: list[Claim], tables: list[dict[str, Any]], alpha: float) -
     """The claims record (``compare/claims.json``) from the compare records of every table.
 
     Holm's correction runs over every (claim, table) that was tested; each claim gets a verdict per
-    table and one across them (:func:`overall_verdict`).
+    table and one across them (:func:`overall_verdict`). A table whose eval set does not measure the
+    claim's metric is left out.
     """
     tested: list[tuple[dict[str, Any], float]] = []
     out = []
@@ -275,7 +277,10 @@ def summarise(claims: list[Claim], tables: list[dict[str, Any]], alpha: float) -
                 continue
             result = (table.get("claims") or {}).get(claim.key)
             if result is None:
-                result = {"status": NOT_RUN, "metric": claim.metric, "missing": [], "reason": "not in this table"}
+                result = {"status": NOT_RUN, "metric": claim.metric, "missing": [],
+                          "reason": "the compare record has no result for this claim"}
+            if result["status"] == NOT_MEASURED:
+                continue
             entry = {"model": table["model"], "train": table["train"], "eval": table["eval"], **result}
             if result["status"] == "run":
                 p, direction = claim_p(result["pairs"])

@@ -177,6 +177,37 @@ def test_holm_over_all_tests_and_verdicts_by_hand() -> None:
     assert record["claims"][0]["entries"][0]["verdict"] == INCONCLUSIVE
 
 
+@pytest.mark.slow
+def test_compare_stage_writes_claims_letters_and_the_summary(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from harness.stages.compare import main_compare, main_summary
+
+    fixture = load_site_fixture()
+    results = fixture.write_results(tmp_path / "results", [fixture.RANKS_BOARD])
+    specs = [asdict(c) for c in (claim("greater", "mw", ("infonce",)), claim("greater", "ltrgr", ("gen",)),
+                                 claim("greater", "mw", ("infonce",), metric="hits@5"))]
+    specs[2]["key"] = "hits"
+    outs = []
+    for eval_set in fixture.RANKS_BOARD["evals"]:
+        rows = {label: [results / f"runs/tart/{'zero-shot' if kind == 'zero-shot' else 'marco'}/{folder}/seed{s}/{eval_set}"
+                        for s in ([0] if kind == "zero-shot" else fixture.SEEDS)]
+                for label, folder, _, kind, _, _ in fixture.TART_LOSSES}
+        out = tmp_path / "compare" / f"{eval_set}.json"
+        record = main_compare(rows, "infonce", out, results, permutations=200, resamples=200, claims=specs)
+        assert record["claims"]["greater-mw"]["status"] == "run"
+        assert record["claims"]["greater-ltrgr"]["missing"] == ["ltrgr", "gen"]
+        assert record["claims"]["hits"] == {"status": "not measured", "metric": "hits@5"}
+        assert set(record["letters"]["letters"]) == {"zero-shot", "infonce", "mw", "lsepair"}
+        assert record["letters"]["pairs"] == 6
+        outs.append(out)
+    main_summary(outs, tmp_path / "claims.json", tmp_path / "ranks.json", claims=specs, alpha=0.05)
+    summary = {c["key"]: c for c in json.loads((tmp_path / "claims.json").read_text())["claims"]}
+    assert summary["hits"]["entries"] == [] and summary["hits"]["verdict"] == NOT_RUN
+    assert len(summary["greater-mw"]["entries"]) == 3
+    assert json.loads((tmp_path / "ranks.json").read_text())["boards"][0]["diagram"] == "cd"
+
+
 def test_overall_verdict_rules() -> None:
     assert overall_verdict([CONFIRMED, INCONCLUSIVE, NOT_RUN]) == CONFIRMED
     assert overall_verdict([REFUTED, INCONCLUSIVE]) == REFUTED

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.claims import applies, claim_from_record, summarise, table_claims
+from harness.claims import NOT_MEASURED, applies, claim_from_record, summarise, table_claims
 from harness.compare import RowInput, compare
 from harness.errors import ConfigError, DataError
 from harness.io import iter_jsonl, read_json, write_json
@@ -132,9 +132,10 @@ def main_compare(run_dirs_by_label: dict[str, list[Path]], baseline: str, out: P
     record["letters"] = letters(rows, main, test=test, permutations=permutations, alpha=alpha, seed=seed)
     here = [c for c in map(claim_from_record, claims or []) if applies(c, header["model"], header["eval"])]
     measured = set(base_row.aggregate)
-    here = [c for c in here if (main if c.metric == "main" else c.metric) in measured]
-    record["claims"] = table_claims(here, rows, main, test=test, permutations=permutations, resamples=resamples,
-                                    seed=seed)
+    record["claims"] = table_claims([c for c in here if (main if c.metric == "main" else c.metric) in measured],
+                                    rows, main, test=test, permutations=permutations, resamples=resamples, seed=seed)
+    record["claims"].update({c.key: {"status": NOT_MEASURED, "metric": c.metric} for c in here
+                             if (main if c.metric == "main" else c.metric) not in measured})
     write_json(out, record)
     return record
 
