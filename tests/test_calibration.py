@@ -94,3 +94,20 @@ def test_metrics_without_a_dev_split_fit_on_a_seeded_half() -> None:
     assert with_dev.aggregate["threshold_f1"] == pytest.approx(brute_force(pool, best_cutoff(pool.score, pool.label))[
         "threshold_f1"])
     assert calibrate(pool, None)[0] == pytest.approx({k: result.aggregate[k] for k in names[1:]})
+
+
+@pytest.mark.slow
+def test_evaluate_stage_fits_on_the_dev_split(tiny_dataset, tmp_path) -> None:
+    import shutil
+
+    from harness.stages.evaluate import evaluate as evaluate_stage
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_dataset, folder)
+    shutil.copy(folder / "qrels" / "train.tsv", folder / "qrels" / "dev.tsv")  # 32 judged queries as a dev split
+    record = evaluate_stage("tiny", folder, "test", tmp_path / "dev")
+    assert record["calibration"]["fit_on"] == "the dev split"
+    assert (record["calibration"]["fit_queries"], record["calibration"]["measured_queries"]) == (32, 16)
+    reliability = record["calibration"]["reliability"]
+    assert sum(reliability["counts"]) == 16 * 10  # every test query's top 10 (48 passages), binned
+    assert 0 <= record["metrics"]["threshold_f1"] <= 1 and 0 <= record["metrics"]["ece_isotonic"] <= 1
