@@ -190,8 +190,8 @@ def test_compare_stage_writes_claims_letters_and_the_summary(tmp_path: Path) -> 
     specs[2]["key"] = "hits"
     outs = []
     for eval_set in fixture.RANKS_BOARD["evals"]:
-        rows = {label: [results / f"runs/tart/{'zero-shot' if kind == 'zero-shot' else 'marco'}/{folder}/seed{s}/{eval_set}"
-                        for s in ([0] if kind == "zero-shot" else fixture.SEEDS)]
+        rows = {label: [results / "runs/tart" / ("zero-shot" if kind == "zero-shot" else "marco") / folder / f"seed{s}"
+                        / eval_set for s in ([0] if kind == "zero-shot" else fixture.SEEDS)]
                 for label, folder, _, kind, _, _ in fixture.TART_LOSSES}
         out = tmp_path / "compare" / f"{eval_set}.json"
         record = main_compare(rows, "infonce", out, results, permutations=200, resamples=200, claims=specs)

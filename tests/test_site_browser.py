@@ -180,7 +180,8 @@ def claims_site(tmp_path_factory):
 def test_claims_page_lists_verdicts_and_draws_the_critical_difference_diagram(claims_site, browser, tmp_path):
     results, root = claims_site
     record = json.loads((results / "compare" / "claims.json").read_text())
-    ranks = {(b["model"], b["train"]): b for b in json.loads((results / "compare" / "ranks.json").read_text())["boards"]}
+    boards = json.loads((results / "compare" / "ranks.json").read_text())["boards"]
+    ranks = {(b["model"], b["train"]): b for b in boards}
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -94,7 +94,8 @@ def cd_plot(board: dict[str, Any]) -> CdPlot | None:
         y = first_label + 20 * j
         placed.append(CdRow(label, ranks[label], axis(ranks[label]), y, left - 30 if on_left else right + 30,
                             "end" if on_left else "start"))
-    bars = [(axis(ranks[c[0]]) - 4, axis(ranks[c[-1]]) + 4, axis_y + 14 + 7 * j) for j, c in enumerate(board["cliques"])]
+    bars = [(axis(ranks[c[0]]) - 4, axis(ranks[c[-1]]) + 4, axis_y + 14 + 7 * j)
+            for j, c in enumerate(board["cliques"])]
     height = int(first_label + 20 * half + 10)
     cd_end = axis(min(float(k), 1.0 + board["cd"]))
     return CdPlot(width, height, axis_y, [plots.Tick(axis(float(r)), str(r)) for r in range(1, k + 1)], placed, bars,
