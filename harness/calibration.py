@@ -124,15 +124,19 @@ def reliability(pool: Pool, bins: int = BINS) -> dict[str, Any]:
     return {"edges": edges.tolist(), "counts": counts.tolist(), "relevant": share}
 
 
-def calibrate(measured: Pool, fit: Pool | None) -> tuple[dict[str, float], dict[str, Any]]:
+def calibrate(measured: Pool, fit: Pool | None, why: str = "no dev split") -> tuple[dict[str, float], dict[str, Any]]:
     """The calibration metrics of a run and its record (reliability diagram, cut-off, fit split).
 
-    Without ``fit`` (no dev split), a seeded half of ``measured``'s queries fits and the other half is measured.
+    Without ``fit``, a seeded half of ``measured``'s queries fits and the other half is measured;
+    ``why`` says why in the record. A ``fit`` pool without any relevant passage cannot place a cut-off:
+    the half split is used and the record says so.
     """
+    if fit is not None and not fit.label.any():
+        fit, why = None, "the dev split has no relevant passage in its top results at this eval set's relevance level"
     if fit is None:
         fit_rows, measured_rows = half_split(measured.n_queries)
         fit, measured = subset(measured, fit_rows), subset(measured, measured_rows)
-        fit_on = f"a seeded half of the evaluated queries (seed {HALF_SEED}; no dev split); the other half is measured"
+        fit_on = f"a seeded half of the evaluated queries (seed {HALF_SEED}; {why}); the other half is measured"
     else:
         fit_on = "the dev split"
     cutoff = best_cutoff(fit.score, fit.label)

@@ -111,3 +111,12 @@ def test_evaluate_stage_fits_on_the_dev_split(tiny_dataset, tmp_path) -> None:
     reliability = record["calibration"]["reliability"]
     assert sum(reliability["counts"]) == 16 * 10  # every test query's top 10 (48 passages), binned
     assert 0 <= record["metrics"]["threshold_f1"] <= 1 and 0 <= record["metrics"]["ece_isotonic"] <= 1
+
+
+def test_a_dev_split_without_relevant_passages_falls_back_to_the_half_split_and_says_so() -> None:
+    rng = np.random.default_rng(4)
+    measured = random_pool(rng, 10)
+    empty = Pool(measured.query, measured.score, np.zeros_like(measured.label), measured.n_queries)
+    values, record = calibrate(measured, empty)
+    assert values == calibrate(measured, None)[0]
+    assert "dev split has no relevant passage" in record["fit_on"] and record["measured_queries"] == 5
