@@ -130,11 +130,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = sub.add_parser("compare", help="aggregate seeds and test every loss against the baseline")
-    s.add_argument("--rows", type=_json, required=True, help='JSON {"label": ["run folder per seed", ...]}')
-    s.add_argument("--baseline", required=True)
+    s.add_argument("--rows", type=_json, help='JSON {"label": ["run folder per seed", ...]}')
+    s.add_argument("--baseline")
     s.add_argument("--results", default="results")
     s.add_argument("--options", type=_json, default={})
-    s.add_argument("--out", required=True)
+    s.add_argument("--out")
+    s.add_argument("--summary", nargs="+", help="every table's compare JSON: write the claims' verdicts and ranks")
+    s.add_argument("--claims-out", help="with --summary: claims.json")
+    s.add_argument("--ranks-out", help="with --summary: ranks.json")
 
     s = sub.add_parser("mteb", help="a second opinion: MTEB's own evaluator on its tasks (network) or a prepared split")
     model_args(s)

@@ -112,7 +112,7 @@ class RowInput:
     header: dict[str, Any] = field(default_factory=dict)
 
 
-def _seed_mean(row: RowInput, metric: str, order: list[str]) -> np.ndarray:
+def seed_mean(row: RowInput, metric: str, order: list[str]) -> np.ndarray:
     """The row's per-query values of ``metric`` averaged over seeds, in the query order ``order``."""
     if set(row.query_ids) != set(order):
         missing, extra = sorted(set(order) - set(row.query_ids)), sorted(set(row.query_ids) - set(order))
@@ -156,7 +156,7 @@ def compare(rows: list[RowInput], baseline: str, metrics: list[str], aggregate_o
     for row in ordered:
         summaries = {m: _summary(row, m) for m in [*metrics, *aggregate_only]}
         for m in metrics:
-            low, high = bootstrap_ci(_seed_mean(row, m, order), None, resamples, 0.95, np.random.default_rng(seed))
+            low, high = bootstrap_ci(seed_mean(row, m, order), None, resamples, 0.95, np.random.default_rng(seed))
             summaries[m].update(ci_low=low, ci_high=high)
         kind = "baseline" if row is base_row else "zero-shot" if row.kind == "zero-shot" else "loss"
         out_rows.append({"loss": row.label, "kind": kind,
@@ -165,10 +165,10 @@ def compare(rows: list[RowInput], baseline: str, metrics: list[str], aggregate_o
 
     comparisons = {}
     for m in metrics:
-        b = _seed_mean(base_row, m, order)
+        b = seed_mean(base_row, m, order)
         entries, p_values = [], []
         for row in losses:
-            a = _seed_mean(row, m, order)
+            a = seed_mean(row, m, order)
             if test == "randomization":
                 p = randomization_test(a, b, permutations, np.random.default_rng(seed))
             else:

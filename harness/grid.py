@@ -20,6 +20,7 @@ Results tree (relative to ``results``)::
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
+    compare/claims.json, compare/ranks.json         the papers' claims' verdicts; Friedman/Nemenyi per board
     mteb/<model>/<train>/<loss>/seed<s>.json        MTEB's own scores, when the config asks for them
 
 Beside each output of a step (a dataset, a mined or teacher file, a checkpoint, a shard, an
@@ -65,6 +66,8 @@ PATHS = {
     "run": "{results}/runs/{model}/{train}/{loss}/seed{seed}/{eval}",
     "compare": "{results}/compare/{model}/{train}/{eval}.json",
     "mteb": "{results}/mteb/{model}/{train}/{loss}/seed{seed}.json",
+    "claims": "{results}/compare/claims.json",
+    "ranks": "{results}/compare/ranks.json",
 }
 
 
@@ -221,6 +224,7 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"names eval set {name!r}, which is not under 'eval_sets'", key=f"mteb.eval_sets[{i}]")
     if config.get("references"):
         _check_references(config)
+    claims(config)
     for key in ("teacher",):
         teacher = config.get(key) or {}
         if teacher.get("kind") == "bi-encoder" and teacher.get("model") not in config["models"]:
@@ -280,6 +284,31 @@ def _check_scope(config: dict[str, Any], name: str, spec: dict[str, Any]) -> Non
     if "losses" in spec and baseline is not None and baseline.label not in spec["losses"]:
         raise ConfigError(f"every comparison needs the baseline {baseline.label!r}; add it",
                           key=f"train_sets.{name}.losses")
+
+
+def claims(config: dict[str, Any]) -> list[Any]:
+    """The config's ``claims:`` parsed and checked (:func:`harness.claims.parse_claims`), each row named
+    by its row key (a label with parameters becomes ``label.param=value``)."""
+    from dataclasses import replace
+
+    from harness.claims import GENERATIVE_ROWS, parse_claims
+    from harness.losses import REGISTRY
+    from harness.metrics import metrics_for
+
+    grid = Grid(config)
+    by_label = {e.label: key for key, e in grid.losses.items()}
+    measured = sorted({m for e in config["eval_sets"]
+                       for m in metrics_for(grid.family_of(e), config["datasets"][grid.dataset_of(e)].get("metrics"))})
+
+    def check_metric(name: str) -> None:
+        if name not in measured:
+            raise ConfigError(f"unknown metric {name!r}: no eval set of this grid measures it; measured: "
+                              f"{', '.join(measured)}")
+
+    parsed = parse_claims(config.get("claims"), rows=[ZERO_SHOT, *grid.losses, *by_label],
+                          known_rows=[*REGISTRY, *GENERATIVE_ROWS], models=list(config["models"]),
+                          eval_sets=list(config["eval_sets"]), check_metric=check_metric)
+    return [replace(c, a=by_label.get(c.a, c.a), others=tuple(by_label.get(o, o) for o in c.others)) for c in parsed]
 
 
 def _check_references(config: dict[str, Any]) -> None:
@@ -471,6 +500,10 @@ class Grid:
         for key in self.losses_of(train):
             rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
         return rows
+
+    def summaries(self) -> list[str]:
+        """The files compare writes from every table: the claims' verdicts and the rank tests."""
+        return [self.pattern("claims"), self.pattern("ranks")]
 
     def all_compares(self) -> list[str]:
         return [self.compare(m, t, e) for m in self.models for t in self.train_sets if m in self.models_of(t)

@@ -25,6 +25,9 @@ the discount ``D_i = 1 / log2(i + 2)``:
   its top-500 retrieved non-positives (Mann-Whitney loss paper, arXiv 2510.00137);
   ``auc_query`` = the mean per-query AUC over the queries that have both classes. Both are
   aggregate-only, and NaN when no query has both classes.
+- ``threshold_f1``, ``threshold_precision``, ``threshold_recall``, ``threshold_empty``, ``ece_isotonic``:
+  one global score cut-off and an isotonic calibration map fitted on a dev split, measured on the
+  top-10 retrieved passages (:mod:`harness.calibration`); aggregate-only.
 
 Queries are evaluated as ``pytrec_eval`` does: a query with no qrels entry is left out (see
 :attr:`Evaluation.query_ids`); a query with qrels but no relevant document, or with no result,
@@ -40,10 +43,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import calibration
 from harness.errors import ConfigError, DataError
 
 RANKED = ("ndcg", "recall", "precision", "mrr", "map")
-AGGREGATE_ONLY = ("auc_global", "auc_query")
+AGGREGATE_ONLY = ("auc_global", "auc_query", *calibration.METRICS)
 AUC_NEGATIVES = 500
 HISTOGRAM_BINS = 20
 
@@ -57,7 +61,8 @@ FAMILIES: dict[str, list[str]] = {
 
 _PATTERN = re.compile(r"(?P<measure>[a-z]+)(?:@(?P<k>[1-9][0-9]*))?(?:-l(?P<level>[1-9][0-9]*))?")
 _VALID = ("ndcg@K, recall@K, precision@K, mrr@K, map, map@K (each with an optional relevance level "
-          "suffix -lN, e.g. recall@1000-l2), hits@K, auc_global, auc_query; without @K the whole "
+          "suffix -lN, e.g. recall@1000-l2), hits@K, auc_global, auc_query, "
+          f"{', '.join(calibration.METRICS)}; without @K the whole "
           "retrieved list counts")
 
 
@@ -99,7 +104,8 @@ def ignores_identical_ids(family: str) -> bool:
 
 
 def metrics_for(family: str, extra: list[str] | None = None) -> list[str]:
-    """The metrics of a dataset family (main metric first), then ``auc_global``, ``auc_query``, then ``extra``."""
+    """The metrics of a dataset family (main metric first), then the aggregate-only ones (``auc_global``,
+    ``auc_query``, the calibration metrics), then ``extra``."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown dataset family {family!r}; valid families are {', '.join(FAMILIES)}",
                           key="family")
@@ -119,19 +125,23 @@ class Evaluation:
     aggregate: dict[str, float]
     histogram: dict
     query_ids: list[str]
+    calibration: dict | None = None
 
 
 def evaluate(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray,
              qrels: dict[str, dict[str, int]], metrics: list[str], *,
              answer_hits: np.ndarray | None = None,
-             positive_scores: list[np.ndarray] | None = None) -> Evaluation:
+             positive_scores: list[np.ndarray] | None = None,
+             calibration_fit: calibration.Pool | None = None) -> Evaluation:
     """Evaluate a search result.
 
     ``indices`` [Q, k] are rows into ``doc_ids`` (-1: no result) and ``scores`` [Q, k] their
     scores, each row in rank order. ``answer_hits`` (bool [Q, k]) is needed for ``hits@k``;
     ``positive_scores`` (per query, the scores of its judged positives) for the AUC metrics and
-    the histogram. Positives and negatives for the AUC follow the first metric (the main one):
-    answer hits for ``hits@k``, else grade >= its level.
+    the histogram. Positives and negatives for the AUC and the calibration metrics follow the first
+    metric (the main one): answer hits for ``hits@k``, else grade >= its level. ``calibration_fit``
+    (the top-k pool of the dev split, :func:`calibration_pool`) fits the calibration metrics; without
+    it a seeded half of the queries does (:func:`harness.calibration.calibrate`).
 
     Only queries with a qrels entry are evaluated when a qrels metric is asked for, every query
     otherwise; ``Evaluation.query_ids`` lists them in input order.
@@ -148,7 +158,7 @@ def evaluate(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scor
         raise DataError(f"indices must be rows of the {len(doc_ids)} doc_ids, or -1")
     if any(s.measure == "hits" for s in specs) and answer_hits is None:
         raise ConfigError("hits@k needs answer_hits (the queries' answers)", key="metrics")
-    if any(not s.per_query for s in specs) and positive_scores is None:
+    if any(s.measure in ("auc_global", "auc_query") for s in specs) and positive_scores is None:
         raise ConfigError("auc_global and auc_query need the scores of the judged positives", key="metrics")
 
     needs_qrels = any(s.measure in RANKED for s in specs)
@@ -173,7 +183,24 @@ def evaluate(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scor
         aggregate["auc_global"] = float(_grouped_auc(np.zeros_like(group), pooled, is_pos, 1)[0])
         aggregate["auc_query"] = float(auc_query.mean()) if len(auc_query) else float("nan")
         histogram = _histogram(pooled, is_pos)
-    return Evaluation(per_query, {name: aggregate[name] for name in metrics}, histogram, kept_ids)
+    record = None
+    if any(name in calibration.METRICS for name in metrics):
+        main = specs[0]
+        relevant = hits if main.measure == "hits" else gains.relevant(main.level)
+        measured = calibration.top_k_pool(scores, indices >= 0, relevant)
+        values, record = calibration.calibrate(measured, calibration_fit)
+        aggregate.update(values)
+    return Evaluation(per_query, {name: aggregate[name] for name in metrics}, histogram, kept_ids, record)
+
+
+def calibration_pool(query_ids: list[str], doc_ids: list[str], indices: np.ndarray, scores: np.ndarray,
+                     qrels: dict[str, dict[str, int]], level: int) -> calibration.Pool:
+    """The top-k pool (score, judged grade >= ``level``) of a search of the queries with qrels (a dev split)."""
+    keep = np.array([q in qrels for q in query_ids], dtype=bool)
+    kept = [q for q, k in zip(query_ids, keep) if k]
+    indices, scores = np.asarray(indices)[keep], np.asarray(scores)[keep]
+    gains = _gains(kept, doc_ids, indices, qrels, _judged(kept, qrels))
+    return calibration.top_k_pool(scores, indices >= 0, gains.relevant(level))
 
 
 @dataclass

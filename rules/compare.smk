@@ -1,4 +1,11 @@
-"""Per (model, train set, eval set): aggregate seeds and test every loss against the baseline."""
+"""Per (model, train set, eval set): aggregate seeds and test every loss against the baseline; then,
+over every table, the papers' claims and the rank tests across eval sets."""
+
+from dataclasses import asdict
+
+from harness.grid import claims as parse_config_claims
+
+CLAIMS = [asdict(c) for c in parse_config_claims(config)]
 
 
 rule compare:
@@ -8,7 +15,7 @@ rule compare:
         GRID.pattern("compare"),
     params:
         rows=lambda w: arg(compare_rows(w)),
-        options=arg(config["compare"]),
+        options=arg({**config["compare"], "claims": CLAIMS}),
         baseline=config["baseline"],
         results=lambda w: R,  # the results folder itself: run paths are recorded relative to it
     log:
@@ -16,3 +23,19 @@ rule compare:
     shell:
         "harness compare --rows {params.rows} --baseline {params.baseline:q} --results {params.results:q}"
         " --options {params.options} --out {output:q} > {log:q} 2>&1"
+
+
+rule compare_summary:
+    """Every table's compare record -> the claims' verdicts (Holm over all of them) and the rank tests."""
+    input:
+        GRID.all_compares(),
+    output:
+        claims=GRID.pattern("claims"),
+        ranks=GRID.pattern("ranks"),
+    params:
+        options=arg({**config["compare"], "claims": CLAIMS}),
+    log:
+        f"{R}/logs/compare/summary.log",
+    shell:
+        "harness compare --summary {input:q} --options {params.options} --claims-out {output.claims:q}"
+        " --ranks-out {output.ranks:q} > {log:q} 2>&1"

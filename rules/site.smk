@@ -4,6 +4,7 @@
 rule site:
     input:
         GRID.all_compares(),
+        GRID.summaries(),
         GRID.all_mteb(),
         references=config.get("references") or [],
     output:

@@ -227,7 +227,9 @@ def test_unknown_metric_is_a_config_error(name):
 
 
 def test_metrics_for_families():
-    assert metrics_for("generic") == ["ndcg@10", "recall@100", "recall@1000", "mrr@10", "map", "auc_global", "auc_query"]
+    assert metrics_for("generic") == ["ndcg@10", "recall@100", "recall@1000", "mrr@10", "map", "auc_global", "auc_query",
+                                      "threshold_f1", "threshold_precision", "threshold_recall", "threshold_empty",
+                                      "ece_isotonic"]
     assert metrics_for("trec-dl")[:4] == ["ndcg@10", "recall@1000-l2", "map-l2", "mrr@10-l2"]
     assert metrics_for("msmarco")[0] == "mrr@10" and metrics_for("qa")[0] == "hits@20"
     assert metrics_for("beir", ["precision@10", "map"])[-1] == "precision@10"

@@ -196,3 +196,54 @@ def test_phone_width_shows_the_new_elements_without_sideways_scrolling(site, bro
             assert target.is_visible() and target.inner_text().startswith("snakemake --cores all results/runs/")
             assert phone.locator("pre.cmd[data-step='train']").is_visible()
     assert errors == []
+
+
+@pytest.fixture(scope="module")
+def claims_site(tmp_path_factory):
+    """The fixture tree with a board of three eval sets and four rows, and the compare stage's summaries."""
+    root = tmp_path_factory.mktemp("claims")
+    fixture = load_site_fixture()
+    results = fixture.write_results(root / "results", fixture.BOARDS + [fixture.RANKS_BOARD])
+    fixture.write_summaries(results)
+    build_site(results, root / "site")
+    return results, root / "site"
+
+
+def test_claims_page_lists_verdicts_and_draws_the_critical_difference_diagram(claims_site, browser, tmp_path):
+    results, root = claims_site
+    record = json.loads((results / "compare" / "claims.json").read_text())
+    boards = json.loads((results / "compare" / "ranks.json").read_text())["boards"]
+    ranks = {(b["model"], b["train"]): b for b in boards}
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((root / "index.html").as_uri())
+    nav = page.locator("header.site nav a")
+    assert nav.all_inner_texts()[:2] == ["Overview", "Claims"]
+    tart = page.locator("section.board", has=page.locator("h2", has_text="tart"))
+    diagram = tart.locator("figure.cd-diagram svg")
+    assert diagram.is_visible()
+    assert diagram.locator("g.cd-row").count() == 4
+    nav.nth(1).click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/claims.html")
+    rows = page.locator("table.claims-table tbody tr")
+    assert rows.count() == len(record["claims"])
+    shown = {rows.nth(i).get_attribute("data-claim"): rows.nth(i).locator(".verdict").inner_text()
+             for i in range(rows.count())}
+    assert shown == {c["key"]: c["verdict"] for c in record["claims"]}
+    assert shown["ltrgr-hits5"] == "not run"
+    figure = page.locator("figure.cd-diagram")
+    assert figure.count() == 1 and figure.locator("svg").is_visible()
+    labels = figure.locator("g.cd-row text").evaluate_all("texts => texts.map(t => t.textContent)")
+    board = ranks[("tart", "marco")]
+    assert sorted(labels) == sorted(f"{r} ({board['mean_ranks'][r]:.2f})" for r in board["rows"])
+    assert figure.locator("line.cd-clique").count() == len(board["cliques"])
+    assert page.locator("p.cd-none").count() == 2  # e5 (2 complete rows), minilm (2 eval sets) say why
+    page.locator("table.claims-table a", has_text="mw-main").click()
+    assert page.locator("#claim-" + page.evaluate("location.hash").removeprefix("#claim-")).is_visible()
+    page.screenshot(path=str(tmp_path / "claims.png"), full_page=True)
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto((root / "claims.html").as_uri())
+    assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert errors == []

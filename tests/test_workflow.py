@@ -44,9 +44,9 @@ def test_dry_run_lists_the_whole_dag(tmp_path: Path) -> None:
             counts[parts[0]] = int(parts[1])
     # 3 losses x 1 seed trained; evaluations: those + zero-shot; 2 shards per evaluated model;
     # the dense miner searches the zero-shot shards, so mining adds no encoding; MTEB's second
-    # opinion once per evaluated model.
+    # opinion once per evaluated model; the compare summary (claims, rank tests) once.
     assert counts == {"all": 1, "prepare": 1, "mine": 1, "teacher": 1, "train": 3, "encode": 8, "evaluate": 4,
-                      "mteb": 4, "compare": 1, "site": 1, "total": 25}
+                      "mteb": 4, "compare": 1, "compare_summary": 1, "site": 1, "total": 26}
 
 
 def test_the_site_shows_host_names_only_when_the_config_asks(tiny_grid, tmp_path: Path) -> None:

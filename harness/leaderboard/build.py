@@ -3,6 +3,8 @@
 ``build_site(results, out)`` reads ``compare/`` and ``runs/`` (see :mod:`.collect`), renders the
 Jinja2 templates (autoescape on) and writes::
 
+    claims.html                the papers' claims with their verdicts, the critical-difference diagrams
+                               (``compare/claims.json``, ``compare/ranks.json``; see :mod:`.verdicts`)
     index.html                 one table per (model, train set) and metric (see :mod:`.tables`), Δ vs the
                                baseline with CI and Holm p under each value, a one-line summary per eval set
     datasets/<slug>.html       the data (meta.json), every metric of every row, queries won/tied/lost, the
@@ -43,7 +45,7 @@ import markupsafe
 
 from harness.io import atomic_dir
 from harness.provenance import git_commit
-from harness.leaderboard import plots
+from harness.leaderboard import plots, verdicts
 from harness.leaderboard.collect import CompareFile, Comparison, Results, Run, read_per_query, read_results
 from harness.leaderboard.tables import (CSV_FIELDS, MAIN, Board, best_labels, boards, csv_rows, leaderboard_dict,
                                         metric_names, reference_checks, win_tie_loss)
@@ -159,7 +161,8 @@ def _environment(latex: bool = False) -> jinja2.Environment:
                        tex=latex_escape,
                        pretty=lambda obj: json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
     env.globals.update(dataset_page=dataset_page, run_stem=run_stem, loss_anchor=loss_anchor,
-                       MAIN=MAIN, plots=plots, best_labels=best_labels, summary=summary)
+                       MAIN=MAIN, plots=plots, best_labels=best_labels, summary=summary,
+                       cd_plot=verdicts.cd_plot, reliability_plot=verdicts.reliability_plot)
     return env
 
 
@@ -363,8 +366,10 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
     (site / "static").mkdir(parents=True)
     for name in STATIC:
         shutil.copyfile(HERE / "static" / name, site / "static" / name)
+    claims, ranks = verdicts.read_claims(results), verdicts.read_ranks(results)
     page("index.html", "index.html.j2", boards=all_boards, metrics=metric_names(data.compares),
-         registry=registry)
+         registry=registry, ranks=ranks)
+    page("claims.html", "claims.html.j2", claims=claims, ranks=ranks)
     extra = {}
     for board in all_boards:
         for cf in board.compares:
@@ -372,7 +377,8 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
             extra[cf.path] = {"summary": summary(cf), "win_tie_loss": {k: asdict(v) for k, v in wins.items()}}
             page(dataset_page(cf), "dataset.html.j2", cf=cf, runs=data.runs, charts=_dataset_plots(cf),
                  forests=_forest_plots(cf), scores=_score_plots(cf, data.runs), wins=wins,
-                 registry=registry, checks=[c for c in board.checks if c.reference.eval_set == cf.eval])
+                 registry=registry, checks=[c for c in board.checks if c.reference.eval_set == cf.eval],
+                 letters=verdicts.read_letters(results, cf.path))
     for run in data.runs.values():
         links = _write_run_files(run, results, site)
         page(f"{run_stem(run.path)}.html", "run.html.j2", run=run, links=links, charts=_run_plots(run),
@@ -382,8 +388,11 @@ def _render_into(results: Path, site: Path, title: str, references: Path | None,
     page("losses.html", "losses.html.j2", losses=_loss_entries(registry))
     _write_json(site / "leaderboard.json", leaderboard_dict(data, all_boards, title, checks, extra) | {"built": built})
     (site / "leaderboard.csv").write_text(_csv_text(all_boards), encoding="utf-8")
-    (site / "leaderboard.tex").write_text(tex.get_template("table.tex.j2").render(boards=all_boards, title=title),
-                                          encoding="utf-8")
+    latex = tex.get_template("table.tex.j2").render(boards=all_boards, title=title)
+    if claims is not None:
+        _write_json(site / "claims.json", claims)
+        latex += tex.get_template("claims.tex.j2").render(claims=claims)
+    (site / "leaderboard.tex").write_text(latex, encoding="utf-8")
     return site / "index.html"
 
 

@@ -1,7 +1,11 @@
 """The compare stage: a comparison's run folders -> one compare JSON (seeds aggregated, tests).
 
 Reads each run's ``metrics.json`` and ``per_query.jsonl``, hands the rows to
-:func:`harness.compare.compare` (the statistics) and writes the record atomically.
+:func:`harness.compare.compare` (the statistics) and writes the record atomically, with each claim's
+paired comparisons in this table (:func:`harness.claims.table_claims`) and the rows' compact letter
+display (:func:`harness.separability.letters`). With ``--summary`` it reads every table's record
+instead and writes ``claims.json`` (Holm over all claims x eval sets, verdicts) and ``ranks.json``
+(Friedman + Nemenyi per model and train set, for the critical-difference diagram).
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.claims import NOT_MEASURED, applies, claim_from_record, summarise, table_claims
 from harness.compare import RowInput, compare
 from harness.errors import ConfigError, DataError
 from harness.io import iter_jsonl, read_json, write_json
 from harness.metrics import metrics_for, parse_metric
+from harness.separability import friedman_nemenyi, letters
 
 
 def _read_per_query(path: Path) -> tuple[list[str], dict[str, list[float]]]:
@@ -90,7 +96,8 @@ def _relative(path: Path, root: Path) -> str:
 
 def main_compare(run_dirs_by_label: dict[str, list[Path]], baseline: str, out: Path, results_root: Path, *,
                  metrics: list[str] | None = None, test: str = "randomization", permutations: int = 10000,
-                 resamples: int = 10000, alpha: float = 0.05, seed: int = 0) -> dict[str, Any]:
+                 resamples: int = 10000, alpha: float = 0.05, seed: int = 0,
+                 claims: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Load every row, compare it with ``baseline`` and write the compare JSON to ``out`` atomically.
 
     A row whose runs have ``"loss": null`` is the zero-shot row. Without ``metrics``, every
@@ -121,11 +128,51 @@ def main_compare(run_dirs_by_label: dict[str, list[Path]], baseline: str, out: P
     aggregate_only = [n for n in names if not parse_metric(n).per_query]
     record = compare(rows, baseline, tested, aggregate_only, test=test, permutations=permutations,
                      resamples=resamples, alpha=alpha, seed=seed, header=header)
+    main = header["main_metric"]
+    record["letters"] = letters(rows, main, test=test, permutations=permutations, alpha=alpha, seed=seed)
+    here = [c for c in map(claim_from_record, claims or []) if applies(c, header["model"], header["eval"])]
+    measured = set(base_row.aggregate)
+    record["claims"] = table_claims([c for c in here if (main if c.metric == "main" else c.metric) in measured],
+                                    rows, main, test=test, permutations=permutations, resamples=resamples, seed=seed)
+    record["claims"].update({c.key: {"status": NOT_MEASURED, "metric": c.metric} for c in here
+                             if (main if c.metric == "main" else c.metric) not in measured})
     write_json(out, record)
     return record
 
 
+def main_summary(compares: list[Path], claims_out: Path, ranks_out: Path, *,
+                 claims: list[dict[str, Any]] | None = None, alpha: float = 0.05, **_: Any) -> None:
+    """Every table's compare record -> ``claims.json`` (verdicts) and ``ranks.json`` (Friedman, Nemenyi).
+
+    The rank tests use each row's mean of its eval set's main metric, per (model, train set).
+    """
+    tables = [read_json(path) for path in compares]
+    for table, path in zip(tables, compares):
+        missing = [k for k in ("model", "train", "eval", "rows", "main_metric") if k not in table]
+        if missing:
+            raise DataError(f"not a compare record (no {', '.join(missing)})", path)
+    parsed = [claim_from_record(c) for c in claims or []]
+    write_json(claims_out, summarise(parsed, tables, alpha))
+    boards: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    for table in tables:
+        values = boards.setdefault((table["model"], table["train"]), {})
+        for row in table["rows"]:
+            stat = row["metrics"].get(table["main_metric"])
+            if stat is not None:
+                values.setdefault(row["loss"], {})[table["eval"]] = stat["mean"]
+    write_json(ranks_out, {"schema": 1, "metric": "each eval set's main metric (row means over seeds)",
+                           "boards": [{"model": m, "train": t, **friedman_nemenyi(v, alpha)}
+                                      for (m, t), v in boards.items()]})
+
+
 def run(a: argparse.Namespace) -> None:
+    if a.summary:
+        if not a.claims_out or not a.ranks_out:
+            raise ConfigError("--summary needs --claims-out and --ranks-out", key="--summary")
+        main_summary([Path(p) for p in a.summary], Path(a.claims_out), Path(a.ranks_out), **a.options)
+        return
+    if a.rows is None or a.out is None or a.baseline is None:
+        raise ConfigError("a table needs --rows, --baseline and --out", key="--rows")
     if not isinstance(a.rows, dict) or not all(isinstance(v, list) for v in a.rows.values()):
         raise ConfigError("expected a JSON object of row label -> list of run folders", key="--rows")
     rows = {label: [Path(d) for d in dirs] for label, dirs in a.rows.items()}

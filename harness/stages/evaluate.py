@@ -22,7 +22,7 @@ from harness.data.format import passage_text, read_corpus, read_qrels, read_quer
 from harness.errors import DataError
 from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
-from harness.metrics import ignores_identical_ids, metrics_for
+from harness.metrics import calibration_pool, ignores_identical_ids, metrics_for
 from harness.models.registry import load_model
 from harness.retrieval import FlatIPSearcher, drop_identical_ids, load_corpus_embeddings, pair_scores, write_trec_run
 from harness.stages import set_threads
@@ -30,6 +30,7 @@ from harness.stages import set_threads
 log = logging.getLogger("harness")
 
 TOP_K = 1000
+CALIBRATION_SPLIT = "dev"  # the split a run's score cut-off and calibration map are fitted on, when the dataset has it
 TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss")
 
 
@@ -73,8 +74,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
                                  bf16=bf16)
     query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, bf16=bf16)
     # float16 memory-mapped shards stay on disk: the index and the positives' scores convert what they read
-    scores, indices = FlatIPSearcher(doc_emb, index).search(
-        query_emb, min(TOP_K, len(doc_ids)))
+    searcher = FlatIPSearcher(doc_emb, index)
+    scores, indices = searcher.search(query_emb, min(TOP_K, len(doc_ids)))
     if ignore_identical_ids is None:
         ignore_identical_ids = ignores_identical_ids(family)
     if ignore_identical_ids:
@@ -97,8 +98,18 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
                 raise DataError("the corpus is not the one the embeddings were encoded from", corpus_file)
         hits = answer_hits(indices, lambda row: passage_text(retrieved[doc_ids[row]]),
                            [queries[q].get("answers", []) for q in query_ids])
+    fit = None
+    dev_path = dataset / "qrels" / f"{CALIBRATION_SPLIT}.tsv"
+    if split != CALIBRATION_SPLIT and dev_path.is_file() and not metric_names[0].startswith("hits@"):
+        dev_qrels = read_qrels(dev_path, queries, doc_row).qrels
+        dev_ids = split_query_ids(dataset, CALIBRATION_SPLIT, queries, dev_qrels)
+        dev_emb = encoder.encode([queries[q]["text"] for q in dev_ids], "query", batch_size, bf16=bf16)
+        dev_scores, dev_indices = searcher.search(dev_emb, min(TOP_K, len(doc_ids)))
+        if ignore_identical_ids:
+            dev_indices, dev_scores = drop_identical_ids(dev_ids, doc_row, dev_indices, dev_scores)
+        fit = calibration_pool(dev_ids, doc_ids, dev_indices, dev_scores, dev_qrels, level)
     result = compute_metrics(query_ids, doc_ids, indices, scores, qrels, metric_names,
-                             answer_hits=hits, positive_scores=positive_scores)
+                             answer_hits=hits, positive_scores=positive_scores, calibration_fit=fit)
 
     write_trec_run(out / "run.trec", query_ids, doc_ids, indices, scores, tag)
     write_jsonl(out / "per_query.jsonl", (
@@ -118,6 +129,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         "protocol": {"encoder": encoder.settings.to_dict(), "ignore_identical_ids": ignore_identical_ids,
                      "top_k": TOP_K},
         "histogram": result.histogram,
+        "calibration": result.calibration,
         "checkpoint": info.get("checkpoint"),
         "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,
         "provenance": provenance.record(time.perf_counter() - start, config=info.get("config", {}),
