@@ -18,6 +18,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 
+PRECISION_HELP = "fp32, or bf16: bfloat16 autocast where the device has it natively, refused elsewhere (harness.precision)"
+
 
 def _json(text: str) -> Any:
     try:
@@ -46,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--settings", type=_json, default={}, help="encoder settings as JSON (base models only)")
     s.add_argument("--embeddings", help="the corpus's embedding shards by --model (default: encode here)")
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
     s.add_argument("--dataset", required=True)
     s.add_argument("--negatives", type=int, default=30)
@@ -74,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
                    help="prepared eval folders: training queries found there are dropped (see allow_leakage)")
     s.add_argument("--resume-dir", help="where resume checkpoints are kept between attempts")
     s.add_argument("--loss-check", help="the loss's contract report (harness check-loss), copied into the checkpoint")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--out", required=True)
 
     s = sub.add_parser("encode", help="encode one shard of a corpus")
@@ -82,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", type=int, default=0)
     s.add_argument("--num-shards", type=int, default=1)
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--dtype", help="storage type: float16 or float32 (default: harness.retrieval.DTYPE)")
     s.add_argument("--out", required=True)
 
@@ -97,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
                    help="drop a retrieved passage whose id is the query's (default: yes for the beir family, as BEIR)")
     s.add_argument("--embeddings", help="folder of precomputed corpus shards")
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--index", default="Flat", help="faiss index factory string")
     s.add_argument("--run-info", type=_json, default={}, help="grid key and config for metrics.json")
     s.add_argument("--out", required=True)
