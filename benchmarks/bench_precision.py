@@ -13,7 +13,7 @@ only, and the output says so.
 
     python benchmarks/bench_precision.py              # both collections, full corpora
     python benchmarks/bench_precision.py --emulate    # on a CPU without bf16 (slow)
-    python benchmarks/bench_precision.py --smoke      # Cranfield only, a 2-layer random BERT; seconds
+    python benchmarks/bench_precision.py --smoke      # Cranfield only, a 2-layer random BERT at 32 tokens; seconds
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from harness.stages.evaluate import evaluate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 COLLECTIONS = ("cranfield", "cisi")
+SMOKE = {"max_query_length": 16, "max_passage_length": 32}
 
 
 def top10(run: Path) -> dict[str, list[str]]:
@@ -54,9 +55,9 @@ def top10(run: Path) -> dict[str, list[str]]:
     return ranked
 
 
-def measure(name: str, model_name: str, tmp: Path) -> dict[str, float]:
+def measure(name: str, model_name: str, tmp: Path, settings: dict[str, int]) -> dict[str, float]:
     folder = DATA / name
-    model = load_model(model_name)
+    model = load_model(model_name, settings)
     emb, metrics, seconds = {}, {}, {}
     for p in ("fp32", "bf16"):
         start = time.perf_counter()
@@ -64,7 +65,7 @@ def measure(name: str, model_name: str, tmp: Path) -> dict[str, float]:
                             progress=False, precision=p)
         seconds[p] = time.perf_counter() - start
         emb[p] = np.asarray(load_corpus_embeddings(tmp / name / p / "emb")[1], dtype=np.float64)
-        metrics[p] = evaluate(model_name, folder, "test", tmp / name / p / "run", family="beir",
+        metrics[p] = evaluate(model_name, folder, "test", tmp / name / p / "run", family="beir", settings=settings,
                               embeddings=tmp / name / p / "emb", precision=p)
     a, b = emb["fp32"], emb["bf16"]
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
@@ -96,7 +97,8 @@ def main() -> int:
         precision.cpu_has_bf16 = lambda: True  # this script only: PyTorch emulates bf16
     names = ("cranfield",) if args.smoke else COLLECTIONS
     with tempfile.TemporaryDirectory(prefix="bench_precision.") as tmp:
-        results = {n: measure(n, "tiny" if args.smoke else "minilm", Path(tmp)) for n in names}
+        results = {n: measure(n, "tiny" if args.smoke else "minilm", Path(tmp), SMOKE if args.smoke else {})
+                   for n in names}
     print(f"- device: {device_name()}, torch threads {torch.get_num_threads()}, load average "
           f"{os.getloadavg()[0]:.1f}; bf16 {'native' if native else 'EMULATED by PyTorch (no native bf16 here)'}")
     print(f"- model: {'2-layer random BERT (smoke)' if args.smoke else 'all-MiniLM-L6-v2 (packaged), its own settings'};"

@@ -54,6 +54,10 @@ BENCHMARKS = [
     # Issue #5: rates on this device (writes benchmarks/rates-<device>.json), then the papers' grid priced with them.
     Benchmark("rates", "7. Rates of the papers' grid on this device", "bench_rates.py"),
     Benchmark("hours", "8. Hours of the papers' grid per rule", "grid_hours.py"),
+    # Issue #19: bf16's effect on the numbers, and every rate against the machine's matmul limit.
+    Benchmark("precision", "9. bf16 vs fp32: embeddings and zero-shot nDCG@10", "bench_precision.py",
+              cpu_args=("--emulate",)),
+    Benchmark("limit", "10. Rates against the machine's limit", "bench_limit.py"),
 ]
 GRID_TITLE = "5. The quickstart grid"
 
