@@ -13,6 +13,7 @@ only, and the output says so.
 
     python benchmarks/bench_precision.py              # both collections, full corpora
     python benchmarks/bench_precision.py --emulate    # on a CPU without bf16 (slow)
+    python benchmarks/bench_precision.py --emulate --passages 300   # the first 300 passages of each
     python benchmarks/bench_precision.py --smoke      # Cranfield only, a 2-layer random BERT at 32 tokens; seconds
 """
 
@@ -37,6 +38,7 @@ import torch  # noqa: E402
 
 from machine import device_name  # noqa: E402
 from harness import precision  # noqa: E402
+from harness.data.format import read_corpus  # noqa: E402
 from harness.models.registry import load_model  # noqa: E402
 from harness.retrieval import encode_corpus_shard, load_corpus_embeddings  # noqa: E402
 from harness.stages.evaluate import evaluate  # noqa: E402
@@ -55,8 +57,23 @@ def top10(run: Path) -> dict[str, list[str]]:
     return ranked
 
 
-def measure(name: str, model_name: str, tmp: Path, settings: dict[str, int]) -> dict[str, float]:
-    folder = DATA / name
+def subset(folder: Path, passages: int, out: Path) -> Path:
+    """A copy of ``folder`` with its first ``passages`` passages, its queries, and the judgements of those
+    passages only (a query left with none is not evaluated)."""
+    out.mkdir(parents=True)
+    lines = (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:passages]
+    (out / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
+    (out / "queries.jsonl").write_text((folder / "queries.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    kept = set(read_corpus(out / "corpus.jsonl"))
+    header, *judged = (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (out / "qrels").mkdir()
+    (out / "qrels" / "test.tsv").write_text(header + "".join(l for l in judged if l.split("\t")[1] in kept),
+                                            encoding="utf-8")
+    return out
+
+
+def measure(name: str, model_name: str, tmp: Path, settings: dict[str, int], passages: int | None) -> dict[str, float]:
+    folder = DATA / name if passages is None else subset(DATA / name, passages, tmp / f"{name}-first-{passages}")
     model = load_model(model_name, settings)
     emb, metrics, seconds = {}, {}, {}
     for p in ("fp32", "bf16"):
@@ -83,6 +100,7 @@ def main() -> int:
                         help="on a CPU without native bf16, let PyTorch emulate it (this measurement only)")
     parser.add_argument("--smoke", action="store_true", help="Cranfield only, a 2-layer random BERT")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--passages", type=int, help="only the first N passages of each corpus (and their judgements)")
     args = parser.parse_args()
     if not (DATA / "cranfield").exists():
         print(f"bench_precision: {DATA.relative_to(ROOT.parent)} is absent (../shared/data); nothing to measure.")
@@ -97,10 +115,12 @@ def main() -> int:
         precision.cpu_has_bf16 = lambda: True  # this script only: PyTorch emulates bf16
     names = ("cranfield",) if args.smoke else COLLECTIONS
     with tempfile.TemporaryDirectory(prefix="bench_precision.") as tmp:
-        results = {n: measure(n, "tiny" if args.smoke else "minilm", Path(tmp), SMOKE if args.smoke else {})
-                   for n in names}
+        results = {n: measure(n, "tiny" if args.smoke else "minilm", Path(tmp), SMOKE if args.smoke else {},
+                              args.passages) for n in names}
     print(f"- device: {device_name()}, torch threads {torch.get_num_threads()}, load average "
           f"{os.getloadavg()[0]:.1f}; bf16 {'native' if native else 'EMULATED by PyTorch (no native bf16 here)'}")
+    if args.passages:
+        print(f"- corpora cut to their first {args.passages} passages, qrels to those passages' judgements")
     print(f"- model: {'2-layer random BERT (smoke)' if args.smoke else 'all-MiniLM-L6-v2 (packaged), its own settings'};"
           " corpus batch 64, queries batch 128; bf16 = torch.autocast(bfloat16) over the transformer")
     print()
