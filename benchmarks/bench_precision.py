@@ -14,7 +14,7 @@ only, and the output says so.
     python benchmarks/bench_precision.py              # both collections, full corpora
     python benchmarks/bench_precision.py --emulate    # on a CPU without bf16 (slow)
     python benchmarks/bench_precision.py --emulate --passages 300   # the first 300 passages of each
-    python benchmarks/bench_precision.py --smoke      # Cranfield only, a 2-layer random BERT at 32 tokens; seconds
+    python benchmarks/bench_precision.py --smoke      # 200 Cranfield passages, a 2-layer random BERT at 32 tokens
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulate", action="store_true",
                         help="on a CPU without native bf16, let PyTorch emulate it (this measurement only)")
-    parser.add_argument("--smoke", action="store_true", help="Cranfield only, a 2-layer random BERT")
+    parser.add_argument("--smoke", action="store_true", help="200 Cranfield passages, a 2-layer random BERT")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--passages", type=int, help="only the first N passages of each corpus (and their judgements)")
     args = parser.parse_args()
@@ -116,11 +116,11 @@ def main() -> int:
     names = ("cranfield",) if args.smoke else COLLECTIONS
     with tempfile.TemporaryDirectory(prefix="bench_precision.") as tmp:
         results = {n: measure(n, "tiny" if args.smoke else "minilm", Path(tmp), SMOKE if args.smoke else {},
-                              args.passages) for n in names}
+                              200 if args.smoke else args.passages) for n in names}
     print(f"- device: {device_name()}, torch threads {torch.get_num_threads()}, load average "
           f"{os.getloadavg()[0]:.1f}; bf16 {'native' if native else 'EMULATED by PyTorch (no native bf16 here)'}")
-    if args.passages:
-        print(f"- corpora cut to their first {args.passages} passages, qrels to those passages' judgements")
+    if args.passages or args.smoke:
+        print(f"- corpora cut to their first {200 if args.smoke else args.passages} passages, qrels to those passages' judgements")
     print(f"- model: {'2-layer random BERT (smoke)' if args.smoke else 'all-MiniLM-L6-v2 (packaged), its own settings'};"
           " corpus batch 64, queries batch 128; bf16 = torch.autocast(bfloat16) over the transformer")
     print()
