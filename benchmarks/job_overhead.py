@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 STAGES = ("prepare", "teacher", "train", "encode", "evaluate", "compare", "site")
 LOADS_MODEL = ("teacher", "train", "encode", "evaluate")
+LOADED = "import harness.stages.train + load_model('minilm')"
 
 
 def cost(code: str, reps: int) -> tuple[float, float]:
@@ -71,12 +72,13 @@ def main() -> int:
     parser.add_argument("--from-benchmarks", type=Path, help="a finished run's results folder")
     args = parser.parse_args()
     reps = 1 if args.smoke else args.reps
-    fixed: dict[str, tuple[float, float]] = {"python -c pass": cost("pass", reps)}
-    for stage in STAGES:
-        fixed[f"import harness.stages.{stage}"] = cost(f"import harness.stages.{stage}", reps)
+    codes = {"python -c pass": "pass", **{f"import harness.stages.{s}": f"import harness.stages.{s}" for s in STAGES}}
     if not args.smoke:
-        fixed["import harness.stages.train + load_model('minilm')"] = cost(
-            "import harness.stages.train\nfrom harness.models.registry import load_model\nload_model('minilm')", reps)
+        codes[LOADED] = "import harness.stages.train\nfrom harness.models.registry import load_model\nload_model('minilm')"
+    fixed: dict[str, tuple[float, float]] = {}
+    for name, code in codes.items():
+        fixed[name] = cost(code, reps)
+        print(f"job_overhead: {name}: {fixed[name][0]:.2f} CPU s", file=sys.stderr, flush=True)
     print(f"- load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores; median of {reps} fresh processes")
     print()
     print("| fixed cost of a job | CPU s | wall s |")
@@ -85,7 +87,7 @@ def main() -> int:
         print(f"| {name} | {cpu:.2f} | {wall:.2f} |")
     if args.from_benchmarks is None or args.smoke:
         return 0
-    loaded = fixed["import harness.stages.train + load_model('minilm')"][0]
+    loaded = fixed[LOADED][0]
     print()
     print("| rule | jobs | CPU s (benchmark files) | fixed CPU s (jobs × fixed cost) | fixed share |")
     print("|---|---:|---:|---:|---:|")
