@@ -132,3 +132,22 @@ def test_training_in_bf16_is_refused_without_it(without_bf16: None, tiny_dataset
     with pytest.raises(ConfigError, match="key 'precision'"):
         train(args)
     assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.slow
+def test_the_run_page_shows_the_precision(tmp_path: Path) -> None:
+    from conftest import load_site_fixture
+    from harness.leaderboard.build import build_site
+
+    results = load_site_fixture().write_results(tmp_path / "results")
+    metrics = results / "runs/minilm/synth/listwise_kd/seed1/synth/metrics.json"
+    record = json.loads(metrics.read_text())
+    record["train"]["precision"] = "bf16"
+    record["provenance"]["precision"] = "bf16"
+    metrics.write_text(json.dumps(record))
+    build_site(results, tmp_path / "site")
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "site" / "runs").glob("*.html")}
+    page = next(text for name, text in pages.items() if "listwise_kd-seed1-synth" in name)
+    assert '<th scope="row">precision</th><td>training bf16, encoding bf16</td>' in page
+    older = next(text for name, text in pages.items() if "infonce-seed1-synth" in name)
+    assert '<th scope="row">precision</th><td>training –, encoding –</td>' in older  # records from before it
