@@ -2,8 +2,10 @@
 
 This module parses the arguments and hands them to the stage's driver, ``harness.stages.<stage>.run``.
 Each stage takes explicit input paths, writes explicit outputs (atomically) and logs to stderr;
-nothing is shared between stages but files. A :class:`~harness.errors.HarnessError` ends the
-command with its message and exit status 2, without a traceback.
+nothing is shared between stages but files. A command that makes a step of a run also leaves
+``<out>.step.json``, the commands behind its output (:mod:`harness.provenance`). A
+:class:`~harness.errors.HarnessError` ends the command with its message and exit status 2, without a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import os
 import sys
 from typing import Any
 
+from harness import provenance
 from harness.errors import HarnessError
+from harness.io import write_json
+
+
+# commands that read finished runs rather than make a step of one: they leave no step file (provenance.step_file)
+READERS = ("compare", "mteb", "site")
 
 PRECISION_HELP = "fp32, or bf16: bfloat16 autocast where the device has it natively, refused elsewhere (harness.precision)"
 
@@ -140,9 +148,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     try:
-        importlib.import_module(f"harness.stages.{args.command.replace('-', '_')}").run(args)
+        stage = importlib.import_module(f"harness.stages.{args.command.replace('-', '_')}")
+        stage.run(args)
+        if args.command not in READERS and getattr(args, "out", None):
+            made = stage.output(args) if hasattr(stage, "output") else args.out  # encode: a shard of --out
+            write_json(provenance.step_file(made),
+                       provenance.steps(args.command, ["harness", *argv], vars(args).values()))
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,10 @@ Results tree (relative to ``results``)::
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
     mteb/<model>/<train>/<loss>/seed<s>.json        MTEB's own scores, when the config asks for them
 
+Beside each output of a step (a dataset, a mined or teacher file, a checkpoint, a shard, an
+evaluation folder) lies ``<output>.step.json``: the commands that made it, its inputs' first
+(:func:`harness.provenance.step_file`); the site prints an evaluation's as the row's reproduce steps.
+
 The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
 miner (a model key) ranks with that model's zero-shot embeddings of the training corpus.
 """

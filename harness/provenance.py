@@ -1,4 +1,11 @@
-"""Where a result came from: git commit, library versions, machine, wall time and peak memory."""
+"""Where a result came from: git commit, library versions, machine, wall time and peak memory, and
+the commands that made it.
+
+Every ``harness`` command with an ``--out`` leaves ``<out>.step.json`` beside its output
+(:func:`step_file`): the commands of its inputs' step files, then its own, each as ``argv`` and
+``command`` (``shlex.split(command) == argv``). An evaluation folder's step file therefore holds
+every command its row needs, in an order that runs (prepare, mine, teacher, train, encode, evaluate).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,12 @@ import resource
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from harness.io import read_json
 
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "ranx", "faiss-cpu", "faiss-gpu", "numpy",
              "scipy", "snakemake", "lossboard")
@@ -72,3 +82,38 @@ def record(wall_time_s: float, **extra: Any) -> dict[str, Any]:
         "peak_memory_mb": peak_memory_mb(),
         **extra,
     }
+
+
+STEP_SUFFIX = ".step.json"
+
+
+def step_file(output: str | Path) -> Path:
+    """Where the commands that made ``output`` (a file or a folder) are recorded: ``<output>.step.json``."""
+    output = Path(output)
+    return output.with_name(output.name + STEP_SUFFIX)
+
+
+def _recorded_inputs(value: str) -> list[Path]:
+    """The step files behind one argument: the input's own, or for a folder without one, its entries'
+    (an embeddings folder is made shard by shard)."""
+    path = Path(value)
+    if step_file(path).is_file():
+        return [step_file(path)]
+    if path.is_dir():
+        return sorted(path.glob(f"*{STEP_SUFFIX}"))
+    return []
+
+
+def steps(command: str, argv: list[str], arguments: Iterable[Any]) -> dict[str, list[dict[str, Any]]]:
+    """The step record of one command: the recorded steps of every path among ``arguments`` (upstream
+    first, each once), then ``command`` itself as ``argv`` (``["harness", command, ...]``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for value in arguments:
+        if not isinstance(value, str) or not value:
+            continue
+        for path in _recorded_inputs(value):
+            for step in read_json(path)["steps"]:
+                found.setdefault(step["command"], step)
+    own = {"step": command, "argv": argv, "command": shlex.join(argv)}
+    found.setdefault(own["command"], own)
+    return {"steps": list(found.values())}

@@ -12,7 +12,8 @@ rule site:
         results=lambda w: R,  # the results folder itself: the site reads runs and checkpoints beyond the inputs
         site=lambda w, output: os.path.dirname(output[0]),
         references=lambda w, input: flag("--references", [input.references] if input.references else []),
+        show_host="--show-host" if config["show_host"] else "",
     log:
         f"{R}/logs/site.log",
     shell:
-        "harness site --results {params.results:q} {params.references} --out {params.site:q} > {log:q} 2>&1"
+        "harness site --results {params.results:q} {params.references} {params.show_host} --out {params.site:q} > {log:q} 2>&1"

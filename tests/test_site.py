@@ -453,6 +453,15 @@ def test_a_record_argv_must_be_a_list_of_strings(tmp_path):
         build_site(results, tmp_path / "site")
 
 
+def test_a_step_file_must_hold_step_names_and_argv_lists(tmp_path):
+    results = fixture.write_results(tmp_path / "results")
+    step_file = results / "runs/e5/nq/infonce/seed2/nq.step.json"
+    step_file.write_text(json.dumps({"steps": [{"step": "prepare", "argv": ["harness", "prepare"]},
+                                               {"step": "train", "argv": "harness train"}]}))
+    with pytest.raises(DataError, match=r"nq\.step\.json, field 'steps\[1\]'"):
+        build_site(results, tmp_path / "site")
+
+
 def test_dataset_page_has_raw_and_corrected_p_and_difference_ci(built):
     results, site, _ = built
     cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())

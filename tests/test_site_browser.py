@@ -132,6 +132,38 @@ STICKY_ROW_HEADERS = """() => [...document.querySelectorAll('.table-wrap')]
 }).filter(x => x)"""
 
 
+P_COLUMNS = """() => [...document.querySelectorAll('.table-wrap')].filter(w => w.offsetParent !== null).flatMap(w => {
+  const heads = [...w.querySelectorAll('thead th')];
+  const p = heads.findIndex(h => /^p\\b/.test(h.innerText.trim()));
+  if (p < 0) return [];
+  return [...w.querySelectorAll('tbody tr')].map(tr => {
+    const loss = tr.querySelector('th[scope="row"]'), cell = tr.children[p];
+    cell.scrollIntoView({block: 'center', inline: 'nearest'});
+    const seen = e => { const r = e.getBoundingClientRect(), x = (r.left + r.right) / 2, y = (r.top + r.bottom) / 2;
+      const hit = document.elementFromPoint(x, y);
+      return r.left >= 0 && r.right <= window.innerWidth && hit !== null && e.contains(hit); };
+    return {loss: loss.innerText.trim(), p: cell.innerText.trim(), lossSeen: seen(loss), pSeen: seen(cell)};
+  });
+})"""
+
+
+def test_phone_width_shows_every_tables_loss_name_beside_its_p_column(site, browser, tmp_path):
+    """At 390 px, with each table scrolled (inside its own frame) to its p column, the p value of every
+    row and the row's loss name are both on screen and on top (not covered), and the page itself
+    never scrolls sideways."""
+    results, root = site
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    checked = 0
+    for name in ["index.html", *sorted(p.relative_to(root).as_posix() for p in root.glob("datasets/*.html"))]:
+        phone.goto((root / name).as_uri())
+        for row in phone.evaluate(P_COLUMNS):
+            assert row["lossSeen"] and row["pSeen"], (name, row)
+            checked += 1
+        phone.screenshot(path=str(tmp_path / "p-column.png"))  # the last table as scrolled, for a failure's eye
+        assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, name
+    assert checked >= 10
+
+
 def test_phone_width_shows_the_new_elements_without_sideways_scrolling(site, browser):
     results, root = site
     phone = browser.new_page(viewport={"width": 390, "height": 844})

@@ -3,7 +3,11 @@ Snakemake as users run it."""
 
 from __future__ import annotations
 
+import html
 import json
+import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +17,7 @@ import pytest
 import yaml
 
 from harness.data.format import read_train_groups
+from harness.leaderboard.build import slug
 
 pytestmark = pytest.mark.slow  # Snakemake runs the grid: minutes
 
@@ -50,6 +55,16 @@ def test_dry_run_lists_the_whole_dag(grid_dir: Path) -> None:
                       "mteb": 4, "compare": 1, "site": 1, "total": 25}
 
 
+def test_the_site_shows_host_names_only_when_the_config_asks(grid_dir: Path, tmp_path: Path) -> None:
+    for asked in (False, True):
+        (tmp_path / "host.yaml").write_text(f"show_host: {str(asked).lower()}\n")
+        proc = snakemake(grid_dir, "-n", "-p", "--forcerun", "site",
+                         "--configfile", str(grid_dir / "config.yaml"), str(tmp_path / "host.yaml"))
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        site = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Shell command: harness site ")]
+        assert len(site) == 1 and ("--show-host" in site[0]) == asked, site
+
+
 def test_grid_runs_to_a_site_and_a_rerun_does_nothing(grid_dir: Path) -> None:
     proc = snakemake(grid_dir, "--cores", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -78,6 +93,32 @@ def test_grid_runs_to_a_site_and_a_rerun_does_nothing(grid_dir: Path) -> None:
     again = snakemake(grid_dir, "-n", "--quiet")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_run_page_prints_every_step_of_its_row_and_the_commands_run_when_pasted(grid_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    """The mw row's page prints prepare, the zero-shot encoding the dense miner searched, mine, train,
+    both encode shards and evaluate, each splitting back into the argv its step file recorded; pasted
+    into a shell in a copy of the folder, the commands after train rebuild the same run file."""
+    results = grid_dir / "results"
+    run = "runs/tiny/gen/mw/seed1/gen"
+    steps = json.loads((results / f"{run}.step.json").read_text())["steps"]
+    page = (grid_dir / "site/runs" / f"{slug(run.removeprefix('runs/'))}.html").read_text(encoding="utf-8")
+    shown = [(step, html.unescape(code)) for step, code in
+             re.findall(r'<pre class="cmd" data-step="([^"]+)"><code>(.*?)</code></pre>', page, re.S)
+             if step != "snakemake"]
+    assert [step for step, _ in shown] == ["prepare", "encode", "encode", "mine", "train", "encode", "encode",
+                                           "evaluate"]
+    assert [shlex.split(command) for _, command in shown] == [step["argv"] for step in steps]
+    assert all(not a.startswith("/") for _, command in shown for a in shlex.split(command))
+
+    copy = tmp_path / "copy"
+    shutil.copytree(results, copy / "results", ignore=shutil.ignore_patterns("runs", "embeddings"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for step, command in shown[5:]:
+        proc = subprocess.run(["bash", "-c", command], cwd=copy, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, (step, proc.stderr[-3000:])
+    assert (copy / "results" / run / "run.trec").read_bytes() == (results / run / "run.trec").read_bytes()
 
 
 def test_sharded_and_unsharded_runs_agree(grid_dir: Path) -> None:

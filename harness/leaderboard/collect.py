@@ -4,7 +4,8 @@ Only files that the prepare, evaluate and compare stages wrote are read:
 ``compare/<model>/<train>/<eval>.json``, ``runs/**/metrics.json`` (with ``run.trec`` and
 ``per_query.jsonl`` beside it), ``data/<dataset>/meta.json``
 and, for a trained run, ``<checkpoint>/train_log.jsonl`` and the loss's description in
-``<checkpoint>/lossboard.json`` (as training wrote it). A missing or malformed field raises
+``<checkpoint>/lossboard.json`` (as training wrote it), and a run's step file (the commands of every
+step it needs, :func:`harness.provenance.step_file`). A missing or malformed field raises
 :class:`~harness.errors.DataError` naming the file and the field.
 
 Strings that embed the absolute path of the folder holding ``results/`` (commands, config paths)
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from harness.errors import DataError
 from harness.grid import PATHS, ZERO_SHOT
 from harness.io import iter_jsonl, read_json
+from harness.provenance import step_file
 
 LOSS_CARD_FILE = "lossboard.json"  # a checkpoint's metadata (harness.models.biencoder.SETTINGS_FILE)
 LOSS_CARD_FIELDS = ("name", "params", "doc", "paper", "citation", "needs_teacher", "defaults")
@@ -111,6 +113,7 @@ class Run:
     train_log: list[dict[str, Any]] = field(default_factory=list)
     mteb: dict[str, Any] | None = None
     loss_card: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> dict[str, Any]:
@@ -119,8 +122,11 @@ class Run:
 
     @property
     def commands(self) -> list[tuple[str, str]]:
-        """(step, shell command) of each recorded step: ``shlex.join`` of its argv, or the command as an
-        older record wrote it."""
+        """(step, shell command) of every step the run needs, from its step file (prepare ... evaluate);
+        for a run without one, the train and evaluate steps its record holds: ``shlex.join`` of the
+        argv, or the command as an older record wrote it."""
+        if self.steps:
+            return [(step["step"], shlex.join(step["argv"])) for step in self.steps]
         prov = self.record.get("provenance") or {}
         out = []
         for step, argv_key, command_key in COMMANDS:
@@ -292,7 +298,22 @@ def read_run(folder: Path, results: Path) -> Run:
     mteb = read_json(mteb_path) if mteb_path.is_file() else None
     if mteb is not None:
         _field(mteb, "scores", mteb_path)
-    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log, mteb=mteb, loss_card=card)
+    return Run(path=folder.relative_to(results).as_posix(), record=record, train_log=log, mteb=mteb, loss_card=card,
+               steps=_read_steps(step_file(folder), results))
+
+
+def _read_steps(path: Path, results: Path) -> list[dict[str, Any]]:
+    """The steps of a run's step file (:func:`harness.provenance.steps`), paths made relative; none
+    when the run has no step file."""
+    if not path.is_file():
+        return []
+    steps = _field(_relative(read_json(path), str(results.resolve().parent).rstrip("/")), "steps", path)
+    for i, step in enumerate(steps if isinstance(steps, list) else [None]):
+        argv = _field(step, "argv", path, f"steps[{i}].")
+        if not isinstance(_field(step, "step", path, f"steps[{i}]."), str) or not (
+                isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
+            raise DataError("must be a step name and a list of strings", path, field=f"steps[{i}]")
+    return steps
 
 
 def _loss_card(metadata: dict[str, Any], path: Path) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.models.registry import load_model
-from harness.retrieval import DTYPE, encode_corpus_shard
+from harness.retrieval import DTYPE, encode_corpus_shard, shard_path
 from harness.stages import set_threads
 
 
@@ -15,3 +15,8 @@ def run(a: argparse.Namespace) -> None:
     model = load_model(a.model, a.settings)
     encode_corpus_shard(model, Path(a.dataset) / "corpus.jsonl", Path(a.out), a.shard,
                         a.num_shards, a.batch_size, a.dtype or DTYPE, precision=a.precision)
+
+
+def output(a: argparse.Namespace) -> Path:
+    """What this command makes: one shard file of the ``--out`` folder (its step file goes beside it)."""
+    return shard_path(Path(a.out), a.shard, a.num_shards)
