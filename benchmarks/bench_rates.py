@@ -20,13 +20,13 @@ pooling, normalisation, max lengths 32/256):
 Timed:
 
 - passages/s and queries/s: ``BiEncoder.encode`` (tokenisation, forward, copy to the host) as
-  ``harness encode`` and ``harness evaluate`` call it, bf16 autocast on a GPU when the config's
-  ``encode.bf16`` is set, fp32 on the CPU; on a GPU passages at ``encode.batch_size`` and queries
+  ``harness encode`` and ``harness evaluate`` call it, in the model's ``precision`` from the config
+  where the device has native bf16, else fp32 (the JSON says which); on a GPU passages at ``encode.batch_size`` and queries
   at 128 (``harness evaluate``'s batch), on the CPU one batch of 16 passages and queries at 32;
 - train examples/s (= queries/s): ``Trainer.train()`` of ``harness.train`` with ``infonce`` on the
   generated collection (``harness.data.generated``, passages lengthened to ``--passage-words``),
   once per training shape (hard negatives, max positives, GradCache chunk) of the config's
-  ``train_sets``, with their bf16 setting (it acts on a GPU only), at ``--train-batch`` queries per
+  ``train_sets``, in the model's precision as for encoding, at ``--train-batch`` queries per
   step, smaller than the config's 64/128: examples/s at that batch is what is measured (with
   GradCache the per-example cost barely depends on the batch). ``--warmup-steps`` untimed steps,
   then ``--train-steps`` timed steps split over the repetitions; loading is not timed;
@@ -87,6 +87,8 @@ from harness.io import write_json  # noqa: E402
 from harness.models.biencoder import BiEncoder, EncoderSettings  # noqa: E402
 from harness.models.registry import build_tiny, load_model, packaged_minilm_path  # noqa: E402
 from harness.retrieval import FlatIPSearcher  # noqa: E402
+from harness.grid import Grid  # noqa: E402
+from harness.precision import device_has_bf16  # noqa: E402
 from harness.train import Trainer, TrainArgs  # noqa: E402
 
 MEASURED = ("minilm", "bert-base")
@@ -214,12 +216,12 @@ def teacher_tokenizer() -> tuple[Any, str]:
 
 
 # -- measurements ---------------------------------------------------------------------------------
-def encode_rate(model: BiEncoder, texts: list[str], kind: str, batch: int, bf16: bool, reps: int,
+def encode_rate(model: BiEncoder, texts: list[str], kind: str, batch: int, precision: str, reps: int,
                 sync: Callable[[], None]) -> dict[str, Any]:
     """Texts/s of ``BiEncoder.encode`` over ``texts``, after one untimed pass."""
-    model.encode(texts, kind, batch, bf16=bf16)
+    model.encode(texts, kind, batch, precision=precision)
     sync()
-    runs = timed(lambda: model.encode(texts, kind, batch, bf16=bf16), reps, sync)
+    runs = timed(lambda: model.encode(texts, kind, batch, precision=precision), reps, sync)
     s = model.settings
     max_length = s.max_query_length if kind == "query" else s.max_passage_length
     prefix = s.query_prefix if kind == "query" else s.passage_prefix
@@ -320,14 +322,14 @@ def read_rates(path: Path, texts: list[str], reps: int) -> tuple[dict[str, Any],
 
 
 def train_rate(model_dir: Path, dataset: Path, settings: dict[str, Any], train_set: dict[str, Any], plan: Plan,
-               out: Path, sync: Callable[[], None]) -> dict[str, Any]:
+               out: Path, sync: Callable[[], None], precision: str) -> dict[str, Any]:
     """Examples/s of ``Trainer.train()``: untimed warm-up steps, then the timed steps in ``reps`` runs."""
     per_rep = max(1, plan.train_steps // plan.reps)
     total = plan.warmup_steps + per_rep * plan.reps
     args = TrainArgs(model=str(model_dir), dataset=dataset, loss="infonce", out=out, model_settings=settings,
                      batch_size=plan.train_batch, hard_negatives=train_set["hard_negatives"],
                      max_positives=train_set["max_positives"], grad_cache_chunk=train_set["grad_cache_chunk"],
-                     bf16=train_set["bf16"], learning_rate=train_set["learning_rate"],
+                     precision=precision, learning_rate=train_set["learning_rate"],
                      epochs=total, max_steps=total)  # epochs: the schedule never runs out before max_steps
     trainer = Trainer(args)
     trainer.total_steps = plan.warmup_steps  # train() runs up to total_steps; raised run by run below
@@ -339,7 +341,6 @@ def train_rate(model_dir: Path, dataset: Path, settings: dict[str, Any], train_s
         runs.extend(timed(trainer.train, 1, sync))
     steps = range(plan.warmup_steps, trainer.total_steps)
     docs = [len(trainer.batches.build(s, trainer.queries, trainer.corpus).docs) for s in steps]
-    precision = "bf16 autocast" if train_set["bf16"] and trainer.device.type == "cuda" else "fp32"
     result = {"hard_negatives": train_set["hard_negatives"], "max_positives": train_set["max_positives"],
               "grad_cache_chunk": train_set["grad_cache_chunk"], "precision": precision,
               "batch_size": plan.train_batch, "warmup_steps": plan.warmup_steps, "steps_per_run": per_rep,
@@ -428,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = replace(plan, **{k: v for k, v in {"train_batch": args.train_batch, "train_steps": args.train_steps,
                                               "warmup_steps": args.warmup_steps, "reps": args.reps}.items()
                             if v is not None})
-    bf16 = bool(config["encode"]["bf16"]) and cuda
+    grid = Grid(config)
+    measured_in = {name: grid.precision(name) if device_has_bf16(device) else "fp32" for name in MEASURED}
     shapes: dict[str, dict[str, Any]] = {}
     for spec in config["train_sets"].values():
         shapes.setdefault(shape_key(spec), spec)
@@ -441,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
                    "slug": device_slug() if cuda else "cpu", "cpu": cpu_model(), "cores": os.cpu_count(),
                    "torch_threads": torch.get_num_threads(), "load_average": [round(x, 2) for x in load]},
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "precision": ("bf16 autocast for the bi-encoders (config encode.bf16 / train_sets bf16); "
-                      "teacher fp32 as harness teacher runs it") if cuda else "fp32 (CPU)",
+        "precision": {**measured_in, "teacher": "fp32, as harness teacher runs it",
+                      "note": "the config's precision where this device has native bf16, else fp32"},
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "text": {"passage_words": args.passage_words, "query_words": args.query_words,
                  "source": "words drawn from the running text of harness.data.generated's collection (seed 13)"},
@@ -467,9 +469,9 @@ def main(argv: list[str] | None = None) -> int:
             rates["models"][name] = {
                 "description": description, "parameters": parameters(model), "dim": model.dim,
                 "settings": model.settings.to_dict(),
-                "passage": encode_rate(model, passages[:plan.passages], "passage", plan.passage_batch, bf16,
+                "passage": encode_rate(model, passages[:plan.passages], "passage", plan.passage_batch, measured_in[name],
                                        plan.reps, sync),
-                "query": encode_rate(model, queries[:plan.queries], "query", plan.query_batch, bf16, plan.reps, sync),
+                "query": encode_rate(model, queries[:plan.queries], "query", plan.query_batch, measured_in[name], plan.reps, sync),
                 "search": search_rate(model.dim, plan.search_passages, plan.search_queries, plan.reps),
             }
             model_dirs[name] = tmp / "models" / name
@@ -496,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, spec in shapes.items():
                 print(f"bench_rates: {name}: training, shape {key}", file=sys.stderr)
                 rates["models"][name]["train"][key] = train_rate(
-                    model_dirs[name], dataset, config["models"][name]["settings"], spec, plan, tmp / "checkpoint", sync)
+                    model_dirs[name], dataset, config["models"][name]["settings"], spec, plan, tmp / "checkpoint", sync, measured_in[name])
                 gc.collect()
 
     print(describe(rates, plan))

@@ -17,6 +17,11 @@ median.
 
     python benchmarks/bench_train.py            # MiniLM, batch 32, 50 steps, 3 repetitions
     python benchmarks/bench_train.py --smoke    # a 2-layer random BERT, batch 8, 3 steps, 1 repetition, 1 thread
+
+``--precision bf16`` (issue #19; on a device with native bf16, refused elsewhere): the harness with
+``precision: bf16`` against the sentence-transformers trainer with its own ``bf16=True`` switch (Hugging
+Face's Trainer: bf16 autocast), and the harness in fp32 in the same alternating repetitions: ratios
+harness / sentence-transformers at bf16 and harness bf16 / harness fp32.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ from harness.data.prepare import prepare  # noqa: E402
 from harness.models.biencoder import EncoderSettings  # noqa: E402
 from harness.models.registry import build_tiny, packaged_minilm_path  # noqa: E402
 from harness.retrieval import passage_text  # noqa: E402
+from harness.precision import device_has_bf16  # noqa: E402
 from harness.train import BatchBuilder, Trainer, TrainArgs  # noqa: E402
 
 MAX_QUERY, MAX_PASSAGE = 32, 128
 LEARNING_RATE, WEIGHT_DECAY, MAX_GRAD_NORM, SEED = 2e-5, 0.01, 1.0, 1
 HARNESS, REFERENCE = "harness train (infonce)", "sentence-transformers (MNRL)"
+HARNESS_FP32 = "harness train (infonce), fp32"
 
 
 
@@ -70,9 +77,10 @@ def triples(dataset: Path, seed: int = SEED) -> list[dict[str, str]]:
     return rows
 
 
-def run_harness(model: str, dataset: Path, steps: int, batch: int, out: Path) -> float:
+def run_harness(model: str, dataset: Path, steps: int, batch: int, out: Path, precision: str = "fp32") -> float:
     """Examples/s of ``Trainer.train()``; data and model loading are not timed."""
     args = TrainArgs(model=model, dataset=dataset, loss="infonce", out=out, seed=SEED, batch_size=batch,
+                     precision=precision,
                      hard_negatives=1, max_positives=1, max_steps=steps, learning_rate=LEARNING_RATE,
                      warmup_steps=0, weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM,
                      model_settings={"max_query_length": MAX_QUERY, "max_passage_length": MAX_PASSAGE})
@@ -96,7 +104,8 @@ class LoopTimer(transformers.TrainerCallback):
             self.end = time.perf_counter()
 
 
-def run_reference(model: str, rows: list[dict[str, str]], steps: int, batch: int, out: Path) -> float:
+def run_reference(model: str, rows: list[dict[str, str]], steps: int, batch: int, out: Path,
+                  precision: str = "fp32") -> float:
     """Examples/s of ``SentenceTransformerTrainer.train()`` with MNRL, timed by :class:`LoopTimer`."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
@@ -114,7 +123,7 @@ def run_reference(model: str, rows: list[dict[str, str]], steps: int, batch: int
         output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps, learning_rate=LEARNING_RATE,
         warmup_steps=0, weight_decay=WEIGHT_DECAY, max_grad_norm=MAX_GRAD_NORM, seed=SEED,
         dataloader_drop_last=True, dataloader_pin_memory=torch.cuda.is_available(), report_to="none", save_strategy="no", eval_strategy="no",
-        logging_strategy="no", disable_tqdm=True, fp16=False, bf16=False)
+        logging_strategy="no", disable_tqdm=True, fp16=False, bf16=precision == "bf16")
     trainer = SentenceTransformerTrainer(model=st_model, args=args, train_dataset=Dataset.from_list(rows),
                                          loss=MultipleNegativesRankingLoss(st_model), data_collator=collator)
     trainer.remove_callback(transformers.PrinterCallback)  # it prints the final metrics to stdout
@@ -149,12 +158,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per trainer")
     parser.add_argument("--warmup-run-steps", type=int, default=5, help="steps of the untimed warm-up runs")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 avoids stalls on a loaded machine)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: harness bf16 vs sentence-transformers bf16, and harness fp32 beside them")
     args = parser.parse_args()
     if args.smoke:
         args.steps, args.batch, args.reps, args.warmup_run_steps, args.threads = 3, 8, 1, 0, 1
     if args.threads:
         torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
+    bf16 = args.precision == "bf16"
+    train_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if bf16 and not device_has_bf16(train_device):
+        sys.exit(f"bench_train: --precision bf16 needs native bf16 on the {train_device.type} (a CPU: AVX-512 BF16, AMX or "
+                 "Arm bf16); this one has none")
 
     with tempfile.TemporaryDirectory(prefix="bench_train.") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -167,25 +183,28 @@ def main() -> None:
             model = str(packaged_minilm_path())
         rows = triples(dataset)
         docs = docs_per_step(dataset, model, args.steps, args.batch, tmp / "unused")
+        p = args.precision
         if args.warmup_run_steps:
-            run_harness(model, dataset, args.warmup_run_steps, args.batch, tmp / "harness")
-            run_reference(model, rows, args.warmup_run_steps, args.batch, tmp / "st")
-        rates: dict[str, list[float]] = {HARNESS: [], REFERENCE: []}
-        runs = {HARNESS: lambda: run_harness(model, dataset, args.steps, args.batch, tmp / "harness"),
-                REFERENCE: lambda: run_reference(model, rows, args.steps, args.batch, tmp / "st")}
+            run_harness(model, dataset, args.warmup_run_steps, args.batch, tmp / "harness", p)
+            run_reference(model, rows, args.warmup_run_steps, args.batch, tmp / "st", p)
+        runs = {HARNESS: lambda: run_harness(model, dataset, args.steps, args.batch, tmp / "harness", p),
+                REFERENCE: lambda: run_reference(model, rows, args.steps, args.batch, tmp / "st", p)}
+        if bf16:
+            runs[HARNESS_FP32] = lambda: run_harness(model, dataset, args.steps, args.batch, tmp / "harness32")
+        rates: dict[str, list[float]] = {name: [] for name in runs}
         for rep in range(args.reps):
-            # Alternate which goes first (ABBA), so a drift in machine load favours neither.
-            for name in (HARNESS, REFERENCE) if rep % 2 == 0 else (REFERENCE, HARNESS):
+            # Alternate the order (ABBA), so a drift in machine load favours none.
+            for name in list(runs) if rep % 2 == 0 else list(runs)[::-1]:
                 rates[name].append(runs[name]())
-            print(f"  repetition {rep + 1}: harness {rates[HARNESS][-1]:.1f}, "
-                  f"sentence-transformers {rates[REFERENCE][-1]:.1f} examples/s", file=sys.stderr)
+            print(f"  repetition {rep + 1}: " + ", ".join(f"{n} {r[-1]:.1f}" for n, r in rates.items())
+                  + " examples/s", file=sys.stderr)
 
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, "
           f"torch threads {torch.get_num_threads()}, device {device}")
     print(f"- model: {'2-layer random BERT (smoke)' if args.smoke else 'all-MiniLM-L6-v2 (packaged)'}; "
           f"generated collection; batch {args.batch} queries + 1 positive + 1 hard negative each; "
-          f"max lengths {MAX_QUERY}/{MAX_PASSAGE}; {args.steps} steps; fp32; "
+          f"max lengths {MAX_QUERY}/{MAX_PASSAGE}; {args.steps} steps; {args.precision}; "
           f"median of {args.reps} alternating (ABBA) runs, "
           + (f"after a {args.warmup_run_steps}-step warm-up run each" if args.warmup_run_steps else "no warm-up"))
     print(f"- passages encoded per step: harness {docs:.1f} (duplicates merged), "
@@ -195,6 +214,9 @@ def main() -> None:
     print()
     ratio = statistics.median(rates[HARNESS]) / statistics.median(rates[REFERENCE])
     print(f"ratio harness / sentence-transformers (examples/s): {ratio:.2f} (goal >= 1.0)")
+    if bf16:
+        print(f"ratio harness bf16 / harness fp32 (examples/s): "
+              f"{statistics.median(rates[HARNESS]) / statistics.median(rates[HARNESS_FP32]):.2f}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ BENCHMARKS = [
     Benchmark("hours", "8. Hours of the papers' grid per rule", "grid_hours.py"),
     # Issue #21: one training job on 1 and 2 processes (torchrun jobs: not in the CI smoke run).
     Benchmark("ddp", "9. Data-parallel training (examples/s)", "bench_ddp.py", smoke=False),
+    # Issue #19: bf16's effect on the numbers, and every rate against the machine's matmul limit.
+    Benchmark("precision", "10. bf16 vs fp32: embeddings and zero-shot nDCG@10", "bench_precision.py",
+              cpu_args=("--emulate",)),
+    Benchmark("limit", "11. Rates against the machine's limit", "bench_limit.py"),
 ]
 GRID_TITLE = "5. The quickstart grid"
 

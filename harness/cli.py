@@ -26,6 +26,8 @@ from harness.io import write_json
 # commands that read finished runs rather than make a step of one: they leave no step file (provenance.step_file)
 READERS = ("compare", "mteb", "site")
 
+PRECISION_HELP = "fp32, or bf16: bfloat16 autocast where the device has it natively, refused elsewhere (harness.precision)"
+
 
 def _json(text: str) -> Any:
     try:
@@ -54,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--settings", type=_json, default={}, help="encoder settings as JSON (base models only)")
     s.add_argument("--embeddings", help="the corpus's embedding shards by --model (default: encode here)")
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
     s.add_argument("--dataset", required=True)
     s.add_argument("--negatives", type=int, default=30)
@@ -77,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--few-shot", help="prepared dataset whose training queries are the few-shot examples (default: --corpus)")
     s.add_argument("--retriever", required=True, help="the filter's bi-encoder (minilm, a folder, a hub id)")
     s.add_argument("--retriever-settings", type=_json, default={})
+    s.add_argument("--retriever-precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--embeddings", help="the corpus's embedding shards by --retriever (default: encode here)")
     s.add_argument("--depth", type=int, default=20, help="passages retrieved per query and reranked by the teacher")
     s.add_argument("--teacher-kind", choices=["bi-encoder", "cross-encoder"], default="bi-encoder")
@@ -101,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
                    help="prepared eval folders: training queries found there are dropped (see allow_leakage)")
     s.add_argument("--resume-dir", help="where resume checkpoints are kept between attempts")
     s.add_argument("--loss-check", help="the loss's contract report (harness check-loss), copied into the checkpoint")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--out", required=True)
 
     s = sub.add_parser("encode", help="encode one shard of a corpus")
@@ -109,7 +113,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", type=int, default=0)
     s.add_argument("--num-shards", type=int, default=1)
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--dtype", help="storage type: float16 or float32 (default: harness.retrieval.DTYPE)")
     s.add_argument("--out", required=True)
 
@@ -124,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
                    help="drop a retrieved passage whose id is the query's (default: yes for the beir family, as BEIR)")
     s.add_argument("--embeddings", help="folder of precomputed corpus shards")
     s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 autocast when encoding on a GPU")
+    s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--index", default="Flat", help="faiss index factory string")
     s.add_argument("--run-info", type=_json, default={}, help="grid key and config for metrics.json")
     s.add_argument("--out", required=True)

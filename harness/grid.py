@@ -229,6 +229,23 @@ def check(config: dict[str, Any]) -> None:
         teacher = config.get(key) or {}
         if teacher.get("kind") == "bi-encoder" and teacher.get("model") not in config["models"]:
             raise ConfigError(f"teacher model {teacher.get('model')!r} is not under 'models'", key=f"{key}.model")
+    _check_precision(config)
+
+
+def _check_precision(config: dict[str, Any]) -> None:
+    """Refuse bf16 for a model whose jobs run on this machine (no GPU asked for in ``resources``) when
+    its device has no native bf16 (:func:`harness.precision.require`); a job given a GPU checks its own."""
+    import torch
+
+    from harness.precision import require
+
+    grid = Grid(config)
+    here = {s for s in ("train", "encode", "evaluate", "mine") if not (config.get("resources") or {}).get(s, {}).get("gpu")}
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the stages pick it
+    for model, spec in config["models"].items():
+        stages = {"train", "encode", "evaluate"} | {"mine" for t in grid.train_sets if grid.dense_miner(t) == model}
+        if grid.precision(model) == "bf16" and stages & here:
+            require("bf16", device, key=f"models.{model}.precision" if "precision" in spec else "precision")
 
 
 def _check_world(config: dict[str, Any], name: str, spec: dict[str, Any]) -> None:
@@ -371,6 +388,10 @@ class Grid:
 
         spec = self.eval_sets[eval_set]
         return bool(spec.get("ignore_identical_ids", ignores_identical_ids(self.family_of(eval_set))))
+
+    def precision(self, model: str) -> str:
+        """The arithmetic a model trains and encodes in: its own ``precision``, else the config's."""
+        return str(self.models[model].get("precision", self.config["precision"]))
 
     def teacher_name(self) -> str:
         teacher = self.config["teacher"]

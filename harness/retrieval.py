@@ -81,7 +81,7 @@ def _ids_path(npy: Path) -> Path:
 
 def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, out_dir: Path, shard: int = 0,
                         num_shards: int = 1, batch_size: int = 64, dtype: str = DTYPE,
-                        progress: bool = True, block: int = ENCODE_BLOCK, bf16: bool = False) -> None:
+                        progress: bool = True, block: int = ENCODE_BLOCK, precision: str = "fp32") -> None:
     """Encode shard ``shard`` of ``corpus`` (dict order = file order) with ``model.encode``.
 
     ``corpus`` may be a ``corpus.jsonl`` path, of which only the shard's lines are parsed.
@@ -89,7 +89,7 @@ def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, ou
     Writes the embeddings ``[n, H]`` as ``.npy`` in ``dtype`` and, beside them, the passage ids
     with the shard's place in the corpus and the block and batch size (so gathering can check
     that all shards belong together). The ids file is written first and the ``.npy`` last, each
-    atomically. ``bf16``: bfloat16 autocast on a GPU (see :meth:`BiEncoder.encode`).
+    atomically. ``precision``: fp32 or bf16 (see :meth:`BiEncoder.encode`).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"embedding dtype must be one of {sorted(DTYPES)}, got {dtype!r}", key="dtype")
@@ -108,7 +108,7 @@ def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, ou
         for lo in range(start, end, block):
             hi = min(lo + block, end)
             texts = [passage_text(passages[i]) for i in ids[lo - start:hi - start]]
-            emb[lo - start:hi - start] = model.encode(texts, "passage", batch_size=batch_size, bf16=bf16)
+            emb[lo - start:hi - start] = model.encode(texts, "passage", batch_size=batch_size, precision=precision)
             bar.update(hi - lo)
     npy = shard_path(out_dir, shard, num_shards)
     write_json(_ids_path(npy), {"ids": ids, "start": start, "n_docs": n_docs,

@@ -16,7 +16,7 @@ Execution options wrap the *same* loss call:
   embeddings only; (3) re-embed chunk by chunk with a graph, replaying the chunk's RNG state, and
   back-propagate the cached embedding gradients. The gradient equals the full-batch one while
   activation memory is that of one chunk.
-- ``bf16``: autocast on CUDA.
+- ``precision``: ``fp32``, or ``bf16`` autocast where the device has it natively (:mod:`harness.precision`).
 - ``devices``: data-parallel over that many processes per node (:mod:`harness.distributed`): each
   rank encodes its share of the step's queries and documents, every rank computes the loss on the
   gathered global [Q, D] matrix, and the gradient equals the single-process full-batch gradient,
@@ -53,6 +53,7 @@ from harness.grid import total_steps
 from harness.io import atomic_dir, atomic_path, iter_jsonl, read_json, write_json, write_jsonl
 from harness.losses import get_loss, loss_source, resolve_loss
 from harness.models import BiEncoder, load_model
+from harness.precision import autocast as precision_autocast
 
 RESUME_FILE = "resume.pt"
 LOSS_CHECK_FILE = "loss_check.json"
@@ -79,7 +80,7 @@ class TrainArgs:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     grad_cache_chunk: int = 0
-    bf16: bool = False
+    precision: str = "fp32"  # the model's (config key precision / models.<name>.precision)
     teacher: Path | None = None
     groups: Path | None = None
     leakage_eval: list[Path] = field(default_factory=list)
@@ -97,7 +98,7 @@ class TrainArgs:
 # The fields that name the run (set by the grid); the others are the hyper-parameters a config's
 # train set gives (``harness train --options``).
 RUN_FIELDS = ("model", "dataset", "loss", "out", "loss_params", "model_settings", "seed", "teacher", "groups",
-              "leakage_eval", "resume_dir", "loss_check")
+              "leakage_eval", "resume_dir", "loss_check", "precision")
 OPTIONS = tuple(f.name for f in fields(TrainArgs) if f.name not in RUN_FIELDS)
 
 
@@ -375,8 +376,7 @@ class Trainer:
         args = self.args
         self.try_resume()
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.bf16 and self.device.type == "cuda"
-                    else contextlib.nullcontext())
+        autocast = precision_autocast(args.precision, self.device)
         start, examples = time.perf_counter(), 0
         try:
             while self.step < self.total_steps:
@@ -415,7 +415,7 @@ class Trainer:
         wall = time.perf_counter() - start
         return {"steps": self.step, "examples": examples, "wall_time_s": round(wall, 3), "leakage": self.leakage,
                 "examples_per_s": round(examples / wall, 3) if wall > 0 else None,
-                "final_loss": self.log[-1]["loss"] if self.log else None}
+                "final_loss": self.log[-1]["loss"] if self.log else None, "precision": args.precision}
 
     def save(self, summary: dict[str, Any]) -> None:
         """Write the checkpoint folder with :func:`harness.io.atomic_dir`; its ``lossboard.json``

@@ -43,9 +43,6 @@ wildcard_constraints:
     **GRID.wildcard_constraints(),
 
 
-BF16 = "--bf16" if config["encode"]["bf16"] else ""
-
-
 def res(stage, key):
     """A resource of a stage: the config's `resources.<stage>.<key>`, else the default."""
     return config["resources"].get(stage, {}).get(key, RESOURCE_DEFAULTS[stage][key])

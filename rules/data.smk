@@ -63,7 +63,8 @@ rule mine:
         seed=13,
         dense=lambda w, input: (
             f"--model {shlex.quote(base_model(w.miner))} --settings {arg(model_settings(w.miner))}"
-            f" --embeddings {shlex.quote(os.path.dirname(input.shards[0]))} --batch-size {config['encode']['batch_size']} {BF16}"
+            f" --embeddings {shlex.quote(os.path.dirname(input.shards[0]))} --batch-size {config['encode']['batch_size']}"
+            f" --precision {shlex.quote(GRID.precision(w.miner))}"
             if input.shards
             else ""
         ),

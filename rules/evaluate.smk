@@ -16,6 +16,7 @@ rule encode:
         shards=lambda w: int(w.shards),
         batch_size=config["encode"]["batch_size"],
         dtype=config["encode"]["dtype"],
+        precision=lambda w: GRID.precision(w.model),
     threads: res("encode", "threads")
     resources:
         mem_mb=res("encode", "mem_mb"),
@@ -29,7 +30,8 @@ rule encode:
     shell:
         "harness encode --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
         " --shard {params.shard} --num-shards {params.shards} --batch-size {params.batch_size}"
-        " --dtype {params.dtype:q} --threads {threads} --out {params.out:q} %s > {log:q} 2>&1" % BF16
+        " --dtype {params.dtype:q} --precision {params.precision:q} --threads {threads} --out {params.out:q}"
+        " > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -52,6 +54,7 @@ rule evaluate:
         identical=lambda w: "--ignore-identical-ids" if GRID.ignore_identical_ids(w.eval) else "--no-ignore-identical-ids",
         metrics=lambda w: GRID.datasets[GRID.dataset_of(w.eval)]["metrics"],
         index=config["encode"]["index"],
+        precision=lambda w: GRID.precision(w.model),
         info=run_info,
         out=lambda w, output: os.path.dirname(output.metrics),
     threads: res("evaluate", "threads")
@@ -68,7 +71,8 @@ rule evaluate:
         "harness evaluate --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
         " --corpus {params.corpus:q} --embeddings {params.embeddings:q} --split {params.split:q}"
         " --family {params.family:q} {params.identical} --metrics {params.metrics:q} --index {params.index:q}"
-        " --run-info {params.info} --threads {threads} --out {params.out:q} %s > {log:q} 2>&1" % BF16
+        " --run-info {params.info} --precision {params.precision:q} --threads {threads} --out {params.out:q}"
+        " > {log:q} 2>&1"
 
 
 rule mteb:

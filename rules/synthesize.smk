@@ -40,6 +40,7 @@ rule synthesize:
                 "teacher": config["teacher"],
             }
         ),
+        retriever_precision=lambda w: GRID.precision(GRID.train_sets[w.dataset]["filter"]["retriever"]),
         batch_size=config["encode"]["batch_size"],
         work=lambda w: GRID.pattern("synthesis", dataset=w.dataset),
         folder=lambda w: GRID.data(w.dataset),
@@ -56,6 +57,7 @@ rule synthesize:
     shell:
         "harness synthesize --corpus {params.corpus:q} --generator {params.generator} --key {params.key:q}"
         " {params.few_shot} --retriever {params.retriever:q} --retriever-settings {params.retriever_settings}"
+        " --retriever-precision {params.retriever_precision:q}"
         " --embeddings {params.embeddings:q} --depth {params.depth} --teacher-kind {params.teacher_kind:q}"
         " --teacher-model {params.teacher_model:q} --teacher-settings {params.teacher_settings}"
         " --record {params.record} --batch-size {params.batch_size} --threads {threads}"

@@ -39,6 +39,7 @@ rule train:
         groups=lambda w, input: flag("--groups", input.groups),
         teacher=lambda w, input: flag("--teacher", input.teacher),
         loss_check=lambda w, input: flag("--loss-check", input.loss_check),
+        precision=lambda w: GRID.precision(w.model),
         resume=lambda w: GRID.pattern("resume", model=w.model, train=w.train, loss=w.loss, seed=w.seed),
         launch=lambda w: torchrun_prefix(train_devices(w), res("train", "nodes")),
         threads=res("train", "threads"),
@@ -61,4 +62,4 @@ rule train:
         " {params.groups} --leakage-eval {params.leakage:q}"
         " --loss {params.loss:q} --loss-params {params.loss_params} --seed {wildcards.seed:q}"
         " --options {params.options} {params.teacher} {params.loss_check} --resume-dir {params.resume:q}"
-        " --threads {params.threads} --out {output.checkpoint:q} > {log:q} 2>&1"
+        " --precision {params.precision:q} --threads {params.threads} --out {output.checkpoint:q} > {log:q} 2>&1"

@@ -278,8 +278,3 @@ def test_a_shard_encoded_from_the_file_equals_one_from_the_dict(tiny, corpus, tm
         encode_corpus_shard(tiny, corpus_file, tmp_path / "file", s, 3, batch_size=4, block=8, progress=False)
     for name in sorted(p.name for p in (tmp_path / "dict").iterdir()):
         assert (tmp_path / "file" / name).read_bytes() == (tmp_path / "dict" / name).read_bytes()
-
-
-def test_bf16_is_ignored_on_the_cpu(tiny, corpus) -> None:
-    texts = [passage_text(d) for d in corpus.values()]
-    np.testing.assert_array_equal(tiny.encode(texts, "passage", bf16=True), tiny.encode(texts, "passage"))

@@ -9,7 +9,6 @@ prompts in ``config_sentence_transformers.json``), so ``SentenceTransformer(path
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from harness.errors import ConfigError
 from harness.io import write_json
+from harness.precision import autocast as precision_autocast
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "lossboard.json"
@@ -127,15 +127,15 @@ class BiEncoder(torch.nn.Module):
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], kind: Kind, batch_size: int = 64,
-               progress: bool = False, desc: str | None = None, bf16: bool = False) -> np.ndarray:
+               progress: bool = False, desc: str | None = None, precision: str = "fp32") -> np.ndarray:
         """Encode texts to a float32 [N, H] array, in input order.
 
         Texts are batched by length (longest first), so each batch pads to similar lengths and
-        no compute is spent on padding; the result is put back in input order. ``bf16`` runs the
-        transformer under bfloat16 autocast on a GPU (ignored on the CPU, where it is slower).
+        no compute is spent on padding; the result is put back in input order. ``precision``:
+        ``fp32``, or ``bf16`` autocast where the device has it natively (:mod:`harness.precision`;
+        refused elsewhere).
         """
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if bf16 and self.device.type == "cuda"
-                    else contextlib.nullcontext())
+        autocast = precision_autocast(precision, self.device)
         was_training = self.training
         self.eval()
         lengths = np.array([len(t) for t in texts])

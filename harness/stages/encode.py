@@ -14,7 +14,7 @@ def run(a: argparse.Namespace) -> None:
     set_threads(a.threads)
     model = load_model(a.model, a.settings)
     encode_corpus_shard(model, Path(a.dataset) / "corpus.jsonl", Path(a.out), a.shard,
-                        a.num_shards, a.batch_size, a.dtype or DTYPE, bf16=a.bf16)
+                        a.num_shards, a.batch_size, a.dtype or DTYPE, precision=a.precision)
 
 
 def output(a: argparse.Namespace) -> Path:

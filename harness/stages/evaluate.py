@@ -31,7 +31,7 @@ log = logging.getLogger("harness")
 
 TOP_K = 1000
 CALIBRATION_SPLIT = "dev"  # the split a run's score cut-off and calibration map are fitted on, when the dataset has it
-TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss")
+TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss", "precision")
 
 
 def positive_level(family: str) -> int:
@@ -42,11 +42,11 @@ def positive_level(family: str) -> int:
 def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = "generic", corpus_dir: Path | None = None,
              extra_metrics: list[str] | None = None, settings: dict[str, Any] | None = None,
              embeddings: Path | None = None, batch_size: int = 128, index: str = "Flat",
-             run_info: dict[str, Any] | None = None, tag: str = "lossboard", bf16: bool = False,
+             run_info: dict[str, Any] | None = None, tag: str = "lossboard", precision: str = "fp32",
              ignore_identical_ids: bool | None = None) -> dict[str, Any]:
     """Encode, search, score and write the three result files; returns the metrics record.
 
-    ``bf16`` encodes under bfloat16 autocast on a GPU, as the stored corpus shards were.
+    ``precision`` (fp32 or bf16, :mod:`harness.precision`) encodes as the stored corpus shards were.
     ``ignore_identical_ids`` (default: the family's, see :func:`~harness.metrics.ignores_identical_ids`)
     drops a retrieved passage whose id is the query's own before anything is scored.
     """
@@ -71,8 +71,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     encoder = load_model(model, settings)
     if corpus is not None:
         doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True,
-                                 bf16=bf16)
-    query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, bf16=bf16)
+                                 precision=precision)
+    query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, precision=precision)
     # float16 memory-mapped shards stay on disk: the index and the positives' scores convert what they read
     searcher = FlatIPSearcher(doc_emb, index)
     scores, indices = searcher.search(query_emb, min(TOP_K, len(doc_ids)))
@@ -103,7 +103,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
     if split != CALIBRATION_SPLIT and dev_path.is_file() and not metric_names[0].startswith("hits@"):
         dev_qrels = read_qrels(dev_path, queries, doc_row).qrels
         dev_ids = split_query_ids(dataset, CALIBRATION_SPLIT, queries, dev_qrels)
-        dev_emb = encoder.encode([queries[q]["text"] for q in dev_ids], "query", batch_size, bf16=bf16)
+        dev_emb = encoder.encode([queries[q]["text"] for q in dev_ids], "query", batch_size, precision=precision)
         dev_scores, dev_indices = searcher.search(dev_emb, min(TOP_K, len(doc_ids)))
         if ignore_identical_ids:
             dev_indices, dev_scores = drop_identical_ids(dev_ids, doc_row, dev_indices, dev_scores)
@@ -131,8 +131,8 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         "histogram": result.histogram,
         "calibration": result.calibration,
         "checkpoint": info.get("checkpoint"),
-        "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,
-        "provenance": provenance.record(time.perf_counter() - start, config=info.get("config", {}),
+        "train": {k: summary.get(k) for k in TRAIN_FIELDS} if summary else None,
+        "provenance": provenance.record(time.perf_counter() - start, precision=precision, config=info.get("config", {}),
                                         train_command=summary["command"] if summary else None,
                                         train_argv=summary.get("argv") if summary else None,
                                         train_data=summary.get("data") if summary else None),
@@ -146,6 +146,6 @@ def run(a: argparse.Namespace) -> None:
     record = evaluate(a.model, Path(a.dataset), a.split, Path(a.out), family=a.family, extra_metrics=a.metrics,
                       corpus_dir=Path(a.corpus) if a.corpus else None,
                       settings=a.settings, embeddings=Path(a.embeddings) if a.embeddings else None,
-                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, bf16=a.bf16,
+                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, precision=a.precision,
                       ignore_identical_ids=a.ignore_identical_ids)
     log.info("%s", json.dumps(record["metrics"], sort_keys=True))

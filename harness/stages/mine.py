@@ -32,13 +32,13 @@ def mine_bm25(dataset: Path, out_train: Path, negatives: int, seed: int, threads
 
 
 def mine_dense(dataset: Path, out_train: Path, negatives: int, seed: int, encoder: BiEncoder,
-               embeddings: Path | None = None, batch_size: int = 128, bf16: bool = False) -> None:
+               embeddings: Path | None = None, batch_size: int = 128, precision: str = "fp32") -> None:
     """Write ``out_train``: the training groups of ``dataset`` with ``negatives`` hard negatives
     each from ``encoder``'s exact top results.
 
     ``embeddings`` is a folder of the corpus's embedding shards by the same encoder (the workflow
-    reuses its zero-shot encoding); without it the corpus is encoded here. ``bf16``: bfloat16
-    autocast on a GPU.
+    reuses its zero-shot encoding); without it the corpus is encoded here, in ``precision`` (fp32 or
+    bf16, :mod:`harness.precision`).
     """
     data = load_mining_input(dataset)
     if embeddings is not None:
@@ -47,8 +47,8 @@ def mine_dense(dataset: Path, out_train: Path, negatives: int, seed: int, encode
             raise DataError("the embeddings do not cover exactly this dataset's corpus", embeddings)
     else:
         doc_ids = list(data.corpus)
-        doc_emb = encoder.encode([passage_text(data.corpus[d]) for d in doc_ids], "passage", batch_size, bf16=bf16)
-    query_emb = encoder.encode(data.query_texts, "query", batch_size, bf16=bf16)
+        doc_emb = encoder.encode([passage_text(data.corpus[d]) for d in doc_ids], "passage", batch_size, precision=precision)
+    query_emb = encoder.encode(data.query_texts, "query", batch_size, precision=precision)
     _, rows = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32)).search(query_emb, data.depth(negatives))
     ranked = [[doc_ids[i] for i in row if i >= 0] for row in rows]
     write_train_groups(out_train, sample_negatives(data, ranked, negatives, seed))
@@ -60,5 +60,5 @@ def run(a: argparse.Namespace) -> None:
     else:
         set_threads(a.threads)
         mine_dense(Path(a.dataset), Path(a.out), a.negatives, a.seed, load_model(a.model, a.settings),
-                   Path(a.embeddings) if a.embeddings else None, a.batch_size, a.bf16)
+                   Path(a.embeddings) if a.embeddings else None, a.batch_size, a.precision)
     log.info("%s negatives%s -> %s", a.model or "bm25", f" over {a.embeddings}" if a.embeddings else "", a.out)

@@ -65,8 +65,10 @@ def synthesize(corpus_dir: Path, out: Path, work: Path, generator: dict[str, Any
                few_shot_dir: Path | None = None, retriever: str, retriever_settings: dict[str, Any] | None = None,
                embeddings: Path | None = None, depth: int = 20, teacher_kind: str = "bi-encoder",
                teacher_model: str, teacher_settings: dict[str, Any] | None = None, batch_size: int = 64,
-               record: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+               record: dict[str, Any] | None = None, progress: bool = True,
+               retriever_precision: str = "fp32") -> dict[str, Any]:
     """Generate, check, filter and write the dataset ``out``; returns its ``meta.json`` record.
+    The retriever encodes at ``retriever_precision``, as its corpus shards were.
 
     ``record`` (the config's names of the corpus, retriever and teacher) is stored in ``meta.json``'s
     ``source`` beside what this function knows."""
@@ -113,7 +115,8 @@ def synthesize(corpus_dir: Path, out: Path, work: Path, generator: dict[str, Any
     else:
         corpus = read_corpus(corpus_path)
         doc_ids = list(corpus)
-        doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=progress)
+        doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=progress,
+                                 precision=retriever_precision)
     doc_row = {d: i for i, d in enumerate(doc_ids)}
 
     def texts(ids: set[str]) -> dict[str, str]:
@@ -123,7 +126,7 @@ def synthesize(corpus_dir: Path, out: Path, work: Path, generator: dict[str, Any
     decisions = cadet_filter([r["query"] for r in candidates], [r["passage_id"] for r in candidates], doc_ids,
                              doc_emb, texts, encoder,
                              lambda pairs: score_pairs(teacher_kind, teacher_model, pairs, teacher_settings, batch_size),
-                             depth, batch_size)
+                             depth, batch_size, retriever_precision)
     negatives: dict[str, list[str]] = {}
     for r, decision in zip(candidates, decisions):
         r["reason"] = decision.reason
@@ -173,6 +176,7 @@ def run(a: argparse.Namespace) -> None:
                       few_shot_dir=Path(a.few_shot) if a.few_shot else None, retriever=a.retriever,
                       retriever_settings=a.retriever_settings, embeddings=Path(a.embeddings) if a.embeddings else None,
                       depth=a.depth, teacher_kind=a.teacher_kind, teacher_model=a.teacher_model,
-                      teacher_settings=a.teacher_settings, batch_size=a.batch_size, record=a.record)
+                      teacher_settings=a.teacher_settings, batch_size=a.batch_size, record=a.record,
+                      retriever_precision=a.retriever_precision)
     log.info("synthetic queries -> %s: %s", a.out, json.dumps(
         {t: {k: v for k, v in c.items() if k != "dropped"} for t, c in meta["synthesis"]["types"].items()}))

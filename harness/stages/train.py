@@ -24,6 +24,6 @@ def run(a: argparse.Namespace) -> None:
                      teacher=Path(a.teacher) if a.teacher else None, groups=Path(a.groups) if a.groups else None,
                      leakage_eval=[Path(d) for d in a.leakage_eval],
                      resume_dir=Path(a.resume_dir) if a.resume_dir else None,
-                     loss_check=Path(a.loss_check) if a.loss_check else None, **options)
+                     loss_check=Path(a.loss_check) if a.loss_check else None, precision=a.precision, **options)
     out = train(args)
     log.info("checkpoint -> %s", out)

@@ -31,13 +31,13 @@ class Decision:
 
 def cadet_filter(queries: Sequence[str], sources: Sequence[str], doc_ids: Sequence[str], doc_emb: np.ndarray,
                  texts: Callable[[set[str]], dict[str, str]], retriever: BiEncoder, teacher: PairScorer,
-                 depth: int, batch_size: int = 128, bf16: bool = False) -> list[Decision]:
+                 depth: int, batch_size: int = 128, precision: str = "fp32") -> list[Decision]:
     """Retrieve ``depth`` passages for each query (``doc_emb``: the retriever's corpus embeddings, rows
     as ``doc_ids``), rerank them with ``teacher`` (scores of (query, passage text) pairs; ``texts``
     reads the texts of a set of passage ids) and keep a query whose source passage the teacher puts first."""
     if not queries:
         return []
-    q_emb = retriever.encode(list(queries), "query", batch_size, bf16=bf16)
+    q_emb = retriever.encode(list(queries), "query", batch_size, precision=precision)
     _, rows = FlatIPSearcher(np.asarray(doc_emb, dtype=np.float32)).search(q_emb, depth)
     candidates = [[doc_ids[i] for i in row if i >= 0] for row in rows]
     retrieved = [j for j, (cands, source) in enumerate(zip(candidates, sources)) if source in cands]
