@@ -18,6 +18,7 @@ include: "rules/data.smk"
 include: "rules/loss_check.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/generative.smk"
 include: "rules/compare.smk"
 include: "rules/site.smk"
 

@@ -18,11 +18,15 @@ Results tree (relative to ``results``)::
     resume/<model>/<train>/<loss>/seed<s>/          resume checkpoints of a training job
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
+    gen-index/<corpus>/<model>/                     identifier index of a corpus (generative models)
+    gen-ranking/<model>/<train>/seed<s>.jsonl       phase-1 ranking of the training queries (LTRGR's input)
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
     mteb/<model>/<train>/<loss>/seed<s>.json        MTEB's own scores, when the config asks for them
 
 The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
-miner (a model key) ranks with that model's zero-shot embeddings of the training corpus.
+miner (a model key) ranks with that model's zero-shot embeddings of the training corpus. A model
+of ``kind: generative`` has the rows ``gen`` and ``ltrgr`` (:mod:`harness.generative.config`)
+instead of the losses, and its ``gen`` row is its rows' baseline.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from harness.errors import ConfigError
 from harness.io import read_json
 
 ZERO_SHOT = "zero-shot"
+GEN_ROWS = ("gen", "ltrgr")  # the rows of a generative model (harness.generative.config.ROWS)
 MINERS = ("given", "bm25")
 MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine stage; the rest are training options
 
@@ -55,6 +60,8 @@ PATHS = {
     "run": "{results}/runs/{model}/{train}/{loss}/seed{seed}/{eval}",
     "compare": "{results}/compare/{model}/{train}/{eval}.json",
     "mteb": "{results}/mteb/{model}/{train}/{loss}/seed{seed}.json",
+    "gen_index": "{results}/gen-index/{corpus}/{model}",
+    "gen_ranking": "{results}/gen-ranking/{model}/{train}/seed{seed}.jsonl",
 }
 
 
@@ -156,6 +163,10 @@ def check(config: dict[str, Any]) -> None:
             check_options(spec["source"], spec["options"])
         except ConfigError as exc:
             raise ConfigError(exc.message, key=f"datasets.{name}.options.{exc.key}") from None
+    from harness.generative import config as generative
+
+    generative.check(config, sorted({spec.get("corpus", spec.get("dataset", e)) for e, spec in config["eval_sets"].items()}
+                                    | set(config["train_sets"])))
     for name in MINERS:
         if name in config["models"]:
             raise ConfigError(f"{name!r} names a miner; call the model something else", key=f"models.{name}")
@@ -165,6 +176,9 @@ def check(config: dict[str, Any]) -> None:
         miner = spec.get("miner", "given")
         if miner not in MINERS and miner not in config["models"]:
             raise ConfigError(f"miner {miner!r} is neither one of {list(MINERS)} nor a model under 'models'",
+                              key=f"train_sets.{name}.miner")
+        if miner in config["models"] and generative.is_generative(config["models"][miner]):
+            raise ConfigError(f"miner {miner!r} is a generative model; a dense miner is a bi-encoder",
                               key=f"train_sets.{name}.miner")
     for name, spec in config["eval_sets"].items():
         for field in ("dataset", "corpus"):
@@ -287,7 +301,7 @@ class Grid:
         return {
             "model": one_of(list(self.models)),
             "train": one_of([*self.train_sets, ZERO_SHOT]),
-            "loss": one_of([*self.losses, ZERO_SHOT]),
+            "loss": one_of([*self.losses, *GEN_ROWS, ZERO_SHOT]),
             "eval": one_of(list(self.eval_sets)),
             "dataset": one_of(list(self.datasets)),
             "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets}
@@ -366,10 +380,31 @@ class Grid:
     def compare(self, model: str, train: str, eval_set: str) -> str:
         return self.pattern("compare", model=model, train=train, eval=eval_set)
 
+    def is_generative(self, model: str) -> bool:
+        return self.models[model].get("kind") == "generative"
+
+    def dense_models(self) -> list[str]:
+        return [m for m in self.models if not self.is_generative(m)]
+
+    def generative_models(self) -> list[str]:
+        return [m for m in self.models if self.is_generative(m)]
+
+    def rows_of(self, model: str) -> list[str]:
+        """The trained rows of a model: the losses for a bi-encoder, ``gen`` and ``ltrgr`` for a generative one."""
+        return list(GEN_ROWS) if self.is_generative(model) else list(self.losses)
+
+    def baseline_of(self, model: str) -> str:
+        """The row a model's rows are tested against: the config's baseline, ``gen`` for a generative model."""
+        return GEN_ROWS[0] if self.is_generative(model) else str(self.config["baseline"])
+
+    def gen_index(self, model: str, corpus: str) -> str:
+        """The identifier index of a corpus for a generative model's tokenizer."""
+        return self.pattern("gen_index", model=model, corpus=corpus)
+
     def rows(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
         """Every row of one comparison table -> its run folders (one per seed)."""
         rows = {ZERO_SHOT: [self.run(model, ZERO_SHOT, ZERO_SHOT, 0, eval_set)]}
-        for key in self.losses:
+        for key in self.rows_of(model):
             rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
         return rows
 
@@ -384,8 +419,8 @@ class Grid:
         mteb = self.config.get("mteb") or {}
         if not (mteb.get("tasks") or mteb.get("eval_sets")):
             return []
-        files = [self.mteb(m, ZERO_SHOT, ZERO_SHOT, 0) for m in self.models]
-        return files + [self.mteb(m, t, k, s) for m in self.models for t in self.train_sets for k in self.losses
+        files = [self.mteb(m, ZERO_SHOT, ZERO_SHOT, 0) for m in self.dense_models()]
+        return files + [self.mteb(m, t, k, s) for m in self.dense_models() for t in self.train_sets for k in self.losses
                         for s in self.seeds]
 
     def mteb_local(self) -> list[dict[str, str]]:
@@ -400,6 +435,6 @@ class Grid:
 
     def all_runs(self) -> list[str]:
         runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets]
-        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets for k in self.losses
+        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets for k in self.rows_of(m)
                  for s in self.seeds for e in self.eval_sets]
         return runs
