@@ -165,8 +165,6 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(exc.message, key=f"datasets.{name}.options.{exc.key}") from None
     from harness.generative import config as generative
 
-    generative.check(config, sorted({spec.get("corpus", spec.get("dataset", e)) for e, spec in config["eval_sets"].items()}
-                                    | set(config["train_sets"])))
     for name in MINERS:
         if name in config["models"]:
             raise ConfigError(f"{name!r} names a miner; call the model something else", key=f"models.{name}")
@@ -209,6 +207,7 @@ def check(config: dict[str, Any]) -> None:
         if "/" in key or "\\" in key:
             raise ConfigError(f"row key {key!r} would be a path of several folders; give the parameter another value",
                               key=f"losses.{label}")
+    generative.check(config)
     baseline = config.get("baseline")
     if baseline not in loss_entries(config):
         raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")
@@ -408,8 +407,16 @@ class Grid:
             rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
         return rows
 
+    def train_sets_of(self, model: str) -> list[str]:
+        """The train sets a model is trained on: all, unless a generative model lists its own."""
+        return list(self.models[model].get("train_sets") or self.train_sets)
+
+    def eval_sets_of(self, model: str) -> list[str]:
+        """The eval sets a model is evaluated on: all, unless a generative model lists its own."""
+        return list(self.models[model].get("eval_sets") or self.eval_sets)
+
     def all_compares(self) -> list[str]:
-        return [self.compare(m, t, e) for m in self.models for t in self.train_sets for e in self.eval_sets]
+        return [self.compare(m, t, e) for m in self.models for t in self.train_sets_of(m) for e in self.eval_sets_of(m)]
 
     def mteb(self, model: str, train: str, loss: str, seed: int | str) -> str:
         return self.pattern("mteb", model=model, train=train, loss=loss, seed=seed)
@@ -434,7 +441,7 @@ class Grid:
         return sorted({d for spec in self.mteb_local() for d in (spec["dataset"], spec["corpus"])})
 
     def all_runs(self) -> list[str]:
-        runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets]
-        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets for k in self.rows_of(m)
-                 for s in self.seeds for e in self.eval_sets]
+        runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets_of(m)]
+        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets_of(m) for k in self.rows_of(m)
+                 for s in self.seeds for e in self.eval_sets_of(m)]
         return runs

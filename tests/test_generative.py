@@ -25,6 +25,15 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS = dict(decode.DEFAULTS, beam=3, title_tokens=8, substring_tokens=3, query_tokens=8)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a loaded 2-core machine more threads make these small models ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def occurs(needle: list[int], haystack: list[int]) -> int:
     n = len(needle)
     return sum(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
@@ -138,7 +147,7 @@ def test_bad_generative_config_names_its_key(config: dict, tmp_path: Path, chang
 def test_end_to_end_on_the_tiny_dataset(tiny_dataset: Path, tmp_path: Path) -> None:
     views = ["--views", "title", "substring"]
     gen = json.dumps({"decode": SETTINGS, "margin": 1.0, "random_offset": 0.5, "generation_weight": 1.0})
-    common = [*views, "--dataset", str(tiny_dataset)]
+    common = [*views, "--dataset", str(tiny_dataset), "--threads", "1"]
     assert main(["gen-index", "--model", "tiny-seq2seq", *common, "--out", str(tmp_path / "index")]) == 0
     train = [*common, "--index", str(tmp_path / "index"), "--generative", gen,
              "--options", json.dumps({"batch_size": 4, "max_steps": 2})]

@@ -12,8 +12,10 @@ from harness.io import read_json
 from harness.losses.ltrgr import GENERATION_WEIGHT, MARGIN, RANDOM_OFFSET
 
 GENERATIVE = "generative"
-ROWS = ("gen", "ltrgr")  # phase 1 (generation), phase 2 (LTRGR)
-LTRGR_DEFAULTS = {"margin": MARGIN, "random_offset": RANDOM_OFFSET, "generation_weight": GENERATION_WEIGHT}
+ROWS = ("gen", "ltrgr")
+GENERATIVE_KEYS = ("identifiers", "decode", "ltrgr", "train_sets", "eval_sets")  # phase 1 (generation), phase 2 (LTRGR)
+LTRGR_DEFAULTS = {"margin": MARGIN, "random_offset": RANDOM_OFFSET, "generation_weight": GENERATION_WEIGHT,
+                  "ranking_queries": 0}
 TOKENS_PER_PASSAGE = 200  # an upper estimate of a passage's identifier tokens (DPR: 100 words + title)
 INDEX_RESOURCE_DEFAULTS = {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1}
 
@@ -47,17 +49,25 @@ def corpus_passages(config: dict[str, Any], dataset: str) -> int | None:
     return None
 
 
-def check(config: dict[str, Any], corpora: list[str]) -> None:
+def check(config: dict[str, Any]) -> None:
     """Refuse, naming the key: a generative model without a tokenizer, an empty or unknown identifier
-    view, and an identifier index that would not fit ``resources.gen_index.mem_mb``."""
+    view, a train or eval set that is not in the grid, and an identifier index that would not fit
+    ``resources.gen_index.mem_mb``."""
     from harness.generative.model import TINY_SEQ2SEQ, check_tokenizer_folder
 
     for name, spec in config["models"].items():
         if not is_generative(spec):
-            if any(k in spec for k in ("identifiers", "decode", "ltrgr")):
-                raise ConfigError("identifiers, decode and ltrgr are settings of kind: generative",
+            if any(k in spec for k in GENERATIVE_KEYS):
+                raise ConfigError(f"{', '.join(GENERATIVE_KEYS)} are settings of kind: generative",
                                   key=f"models.{name}")
             continue
+        for field in ("train_sets", "eval_sets"):
+            for i, entry in enumerate(spec.get(field) or []):
+                if entry not in config[field]:
+                    raise ConfigError(f"{entry!r} is not under {field!r}", key=f"models.{name}.{field}[{i}]")
+        evals = spec.get("eval_sets") or list(config["eval_sets"])
+        corpora = sorted({config["eval_sets"][e].get("corpus") or config["eval_sets"][e].get("dataset", e)
+                          for e in evals} | set(spec.get("train_sets") or config["train_sets"]))
         views = spec.get("identifiers") or []
         if not views:
             raise ConfigError(f"a generative model needs identifier views, some of {list(VIEWS)}",

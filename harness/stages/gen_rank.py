@@ -47,6 +47,7 @@ def training_ranking(a: argparse.Namespace) -> None:
     """Rank the training queries and write their passages with the identifiers matched in each."""
     dataset = Path(a.dataset)
     groups = [g for g in read_train_groups(dataset / "train.jsonl") if g.positives]
+    groups = groups[:a.generative.get("ranking_queries") or len(groups)]
     queries = read_queries(dataset / "queries.jsonl")
     rankings, index = _ranked(a, [queries[g.query_id]["text"] for g in groups])
     write_jsonl(Path(a.keys_out), (
