@@ -86,6 +86,11 @@ class IdentifierIndex:
         """[N] the first token of each suffix in suffix-array order (sorted)."""
         return self.text[self.sa]
 
+    @cached_property
+    def root_tokens(self) -> np.ndarray:
+        """Every distinct token of the text, sorted (what may start a substring)."""
+        return np.unique(self.text)
+
     @property
     def n_tokens(self) -> int:
         return len(self.text)
@@ -117,6 +122,8 @@ class IdentifierIndex:
 
     def next_tokens(self, prefix: list[int]) -> np.ndarray:
         """The distinct tokens (and markers) that follow ``prefix`` somewhere in the text, sorted."""
+        if not prefix:
+            return self.root_tokens
         lo, hi = self.range(prefix)
         positions = self.sa[lo:hi] + len(prefix)
         return np.unique(self.text[positions[positions < len(self.text)]])
