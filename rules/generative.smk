@@ -10,6 +10,11 @@ def gen_settings(model):
     return arg(settings(config["models"][model]))
 
 
+def gen_options(model, train):
+    """A generative model's training options: its train set's, overridden by the model's own `train:`."""
+    return arg({**GRID.train_options(train), **config["models"][model].get("train", {})})
+
+
 def gen_views(model):
     return config["models"][model]["identifiers"]
 
@@ -79,7 +84,7 @@ rule gen_train:
         model=lambda w: base_model(w.model),
         views=lambda w: gen_views(w.model),
         generative=lambda w: gen_settings(w.model),
-        options=lambda w: arg(GRID.train_options(w.train)),
+        options=lambda w: gen_options(w.model, w.train),
         folder=lambda w: GRID.data(w.train),
     threads: res("gen_train", "threads")
     resources:
@@ -138,7 +143,7 @@ rule gen_train_ltrgr:
     params:
         views=lambda w: gen_views(w.model),
         generative=lambda w: gen_settings(w.model),
-        options=lambda w: arg(GRID.train_options(w.train)),
+        options=lambda w: gen_options(w.model, w.train),
         folder=lambda w: GRID.data(w.train),
     threads: res("gen_train", "threads")
     resources:

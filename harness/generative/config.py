@@ -13,7 +13,7 @@ from harness.losses.ltrgr import GENERATION_WEIGHT, MARGIN, RANDOM_OFFSET
 
 GENERATIVE = "generative"
 ROWS = ("gen", "ltrgr")
-GENERATIVE_KEYS = ("identifiers", "decode", "ltrgr", "train_sets", "eval_sets")  # phase 1 (generation), phase 2 (LTRGR)
+GENERATIVE_KEYS = ("identifiers", "decode", "ltrgr", "train", "train_sets", "eval_sets")  # phase 1 (generation), phase 2 (LTRGR)
 LTRGR_DEFAULTS = {"margin": MARGIN, "random_offset": RANDOM_OFFSET, "generation_weight": GENERATION_WEIGHT,
                   "ranking_queries": 0}
 TOKENS_PER_PASSAGE = 200  # an upper estimate of a passage's identifier tokens (DPR: 100 words + title)
