@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from harness.generative import index as ix
-from harness.generative.model import encode_inputs, tokens, view_input
+from harness.generative.model import encode_inputs, view_input
 
 # MINDER / SEAL defaults (seal/retrieval.py, seal/keys.py: aggregate_evidence)
 DEFAULTS: dict[str, Any] = {
@@ -109,7 +109,7 @@ def generate_keys(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, in
         length = int(settings[{"title": "title_tokens", "substring": "substring_tokens",
                                "pseudo_query": "query_tokens"}[view]])
         out = model.generate(**inputs, num_beams=beam, num_return_sequences=beam, max_new_tokens=length + 1,
-                             length_penalty=0.0, do_sample=False, early_stopping=True,
+                             length_penalty=0.0, do_sample=False, early_stopping=True, forced_bos_token_id=None,
                              prefix_allowed_tokens_fn=allowed_tokens_fn(index, view, eos, pad))
         sequences = out[:, 1:].tolist()  # without the decoder start
         hyps = [_until_eos(s, eos, pad) for s in sequences]

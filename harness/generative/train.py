@@ -216,14 +216,14 @@ def train(args: GenTrainArgs) -> Path:
                     scores[name].append(passage_score(model, tokenizer, q, p["keys"], n_tokens, args.settings, eos))
             rank = ltrgr_rank_loss(*(torch.stack(scores[n]) for n in ("p1", "n1", "p2", "n2")),
                                    margin=args.margin, offset=args.random_offset)
-            rank_value = float(rank)
+            rank_value = rank.item()
             loss = rank + args.generation_weight * loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         log.info("step %d/%d loss %.4f rank %.4f", step + 1, args.max_steps, float(loss), rank_value)
     wall = time.perf_counter() - start
     summary = {
