@@ -170,3 +170,14 @@ def test_end_to_end_on_the_tiny_dataset(tiny_dataset: Path, tmp_path: Path) -> N
     assert len(per_query) == 16 and all("ndcg@10" in row for row in per_query)
     trec = (out / "run.trec").read_text().splitlines()
     assert all(len(line.split()) == 6 for line in trec)
+
+
+def test_phase_one_is_deterministic_for_its_seed(tiny_dataset: Path, tmp_path: Path) -> None:
+    common = ["--views", "title", "substring", "--dataset", str(tiny_dataset), "--threads", "1"]
+    assert main(["gen-index", "--model", "tiny-seq2seq", *common, "--out", str(tmp_path / "index")]) == 0
+    train = [*common, "--index", str(tmp_path / "index"), "--generative", json.dumps({"decode": SETTINGS}),
+             "--options", json.dumps({"batch_size": 4, "max_steps": 2})]
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert main(["gen-train", "--model", "tiny-seq2seq", *train, "--seed", seed, "--out", str(tmp_path / name)]) == 0
+    weights = {n: (tmp_path / n / "model.safetensors").read_bytes() for n in "abc"}
+    assert weights["a"] == weights["b"] and weights["a"] != weights["c"]
