@@ -19,6 +19,7 @@ include: "rules/synthesize.smk"
 include: "rules/loss_check.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/generative.smk"
 include: "rules/compare.smk"
 include: "rules/site.smk"
 

@@ -75,7 +75,8 @@ SAME_SIZE = {  # model path -> the measured model of its size (layers × width)
     "xlm-roberta-base": "bert-base",
     "intfloat/e5-base-unsupervised": "bert-base",
 }
-RULES = ("prepare", "synthesize", "mine", "teacher", "train", "encode", "evaluate", "compare", "mteb", "site", "all")
+RULES = ("prepare", "synthesize", "mine", "teacher", "train", "encode", "evaluate", "gen_index", "gen_train",
+         "gen_ranking", "gen_train_ltrgr", "gen_rank", "compare", "mteb", "site", "all")
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -304,7 +305,7 @@ class Estimate:
         rows["teacher"].work = f"{pairs:,} (query, passage) pairs" if distilled else ""
 
         examples = 0
-        for m in g.models:
+        for m in g.dense_models():
             for t in g.train_sets:
                 if m not in g.models_of(t):
                     continue
@@ -323,7 +324,7 @@ class Estimate:
                               + ", ".join(f"{t} {w}" for t, w in worlds.items()) + ")")
 
         corpora = sorted({g.corpus_of(e) for e in g.eval_sets})
-        encoded = {(m, v, c) for m in g.models for v in self.variants(m) for c in corpora}
+        encoded = {(m, v, c) for m in g.dense_models() for v in self.variants(m) for c in corpora}
         encoded |= {(g.dense_miner(t), (ZERO_SHOT, ZERO_SHOT, 0), t) for t in g.train_sets if g.dense_miner(t)}
         passages = 0
         for m, _, c in sorted(encoded, key=str):
@@ -334,7 +335,7 @@ class Estimate:
         rows["encode"].work = f"{passages:,} passages"
 
         queries = scores = 0
-        for m in g.models:
+        for m in g.dense_models():
             for _ in self.variants(m):
                 for e in g.eval_sets:
                     q = self.size(g.dataset_of(e), "queries", g.eval_sets[e]["split"])
@@ -346,6 +347,7 @@ class Estimate:
                                          + q * n / self.model_rate(m, "search", "scores_per_s"), read)
         rows["evaluate"].work = f"{queries:,} queries; {scores:.2e} query·passage scores"
 
+        self._generative(rows)
         rows["compare"].jobs = len(g.all_compares())
         rows["compare"].work = "seeds aggregated, randomisation tests (CPU, seconds each): not priced"
         rows["mteb"].jobs, rows["mteb"].work = len(g.all_mteb()), "MTEB's own evaluator: not priced"
@@ -353,8 +355,36 @@ class Estimate:
         self.notes = self._notes() + self.notes  # the notes of the pricing above come last
         return [rows[r] for r in RULES if rows[r].jobs]
 
+    def _generative(self, rows: dict[str, Row]) -> None:
+        """The generative models' rules, priced with the rates JSON's ``generative`` entry (one measured
+        encoder-decoder; bench_generative.py and the quickstart's own benchmark files)."""
+        from harness.generative.config import ROWS, TOKENS_PER_PASSAGE, settings
+
+        g = self.grid
+        for m in g.generative_models():
+            cfg = settings(g.models[m])
+            for c in sorted({g.corpus_of(e) for e in g.eval_sets_of(m)} | set(g.train_sets_of(m))):
+                tokens = self.size(c, "corpus") * TOKENS_PER_PASSAGE
+                rows["gen_index"].add(1, tokens / self.rate("generative", "index_tokens_per_s"), self.read_s(c))
+            for t in g.train_sets_of(m):
+                n = self.train_examples(t) * len(g.seeds)
+                rate = self.rate("generative", "train_examples_per_s")
+                rows["gen_train"].add(len(g.seeds), n / rate, len(g.seeds) * self.read_s(t))
+                rows["gen_train_ltrgr"].add(len(g.seeds), n / self.rate("generative", "ltrgr_examples_per_s"),
+                                            len(g.seeds) * self.read_s(t))
+                ranked = cfg["ranking_queries"] or self.size(t, "train_queries")
+                rows["gen_ranking"].add(len(g.seeds), len(g.seeds) * ranked / self.rate("generative", "queries_per_s"),
+                                        0.0)
+            for e in g.eval_sets_of(m):
+                q = self.size(g.dataset_of(e), "queries", g.eval_sets[e]["split"])
+                runs = 1 + len(g.train_sets_of(m)) * len(ROWS) * len(g.seeds)
+                rows["gen_rank"].add(runs, runs * q / self.rate("generative", "queries_per_s"), 0.0)
+        for rule in ("gen_index", "gen_train", "gen_ranking", "gen_train_ltrgr", "gen_rank"):
+            rows[rule].gpu = self.gpu(rule.replace("_ltrgr", "").replace("gen_ranking", "gen_rank"))
+            rows[rule].work = "priced as the rates' generative.model (a notes entry says how it was measured)"
+
     def _notes(self) -> list[str]:
-        mapped = {m: self.measured(m) for m in self.grid.models}
+        mapped = {m: self.measured(m) for m in self.grid.dense_models()}
         stand_ins = [f"{m} as {v}" for m, v in mapped.items() if m != v]
         train = {m: self.rates["models"][v]["train"] for m, v in mapped.items()}
         batches = sorted({str(s.get("batch_size")) for shapes in train.values() for s in shapes.values()})

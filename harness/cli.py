@@ -133,6 +133,38 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--run-info", type=_json, default={}, help="grid key and config for metrics.json")
     s.add_argument("--out", required=True)
 
+    def generative_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--model", required=True, help="tiny-seq2seq, minilm, a folder or a Hugging Face id")
+        s.add_argument("--views", nargs="+", required=True, help="identifier views: title substring pseudo_query")
+        s.add_argument("--dataset", required=True)
+        s.add_argument("--threads", type=int, default=int(os.environ.get("HARNESS_THREADS", 0)))
+
+    s = sub.add_parser("gen-index", help="build the identifier index of a corpus for a generative model")
+    generative_args(s)
+    s.add_argument("--out", required=True)
+
+    s = sub.add_parser("gen-train", help="train a generative retriever: phase 1 (gen) or 2 (ltrgr)")
+    generative_args(s)
+    s.add_argument("--index", required=True, help="the corpus's identifier index (harness gen-index)")
+    s.add_argument("--generative", type=_json, required=True, help="the model's generative settings as JSON")
+    s.add_argument("--phase", choices=["gen", "ltrgr"], default="gen")
+    s.add_argument("--ranking", help="phase 2: the phase-1 ranking of the training queries (gen-rank --keys-out)")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--options", type=_json, default={}, help="training hyper-parameters as JSON")
+    s.add_argument("--out", required=True)
+
+    s = sub.add_parser("gen-rank", help="rank a split with a generative retriever and compute its metrics")
+    generative_args(s)
+    s.add_argument("--index", required=True)
+    s.add_argument("--generative", type=_json, required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--corpus", help="folder whose corpus.jsonl the index was built from (answer matching)")
+    s.add_argument("--family", default="generic")
+    s.add_argument("--metrics", nargs="*", default=[])
+    s.add_argument("--run-info", type=_json, default={})
+    s.add_argument("--keys-out", help="rank the training queries and write their matched identifiers here instead")
+    s.add_argument("--out", help="run folder (metrics.json, per_query.jsonl, run.trec)")
+
     s = sub.add_parser("compare", help="aggregate seeds and test every loss against the baseline")
     s.add_argument("--rows", type=_json, help='JSON {"label": ["run folder per seed", ...]}')
     s.add_argument("--baseline")

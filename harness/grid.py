@@ -19,6 +19,8 @@ Results tree (relative to ``results``)::
     resume/<model>/<train>/<loss>/seed<s>/          resume checkpoints of a training job
     embeddings/<model>/<train>/<loss>/seed<s>/<corpus>/shard-<i>-of-<n>.npy
     runs/<model>/<train>/<loss>/seed<s>/<eval>/     metrics.json, per_query.jsonl, run.trec
+    gen-index/<corpus>/<model>/                     identifier index of a corpus (generative models)
+    gen-ranking/<model>/<train>/seed<s>.jsonl       phase-1 ranking of the training queries (LTRGR's input)
     compare/<model>/<train>/<eval>.json             seeds aggregated + tests against the baseline
     compare/claims.json, compare/ranks.json         the papers' claims' verdicts; Friedman/Nemenyi per board
     mteb/<model>/<train>/<loss>/seed<s>.json        MTEB's own scores, when the config asks for them
@@ -28,7 +30,9 @@ evaluation folder) lies ``<output>.step.json``: the commands that made it, its i
 (:func:`harness.provenance.step_file`); the site prints an evaluation's as the row's reproduce steps.
 
 The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
-miner (a model key) ranks with that model's zero-shot embeddings of the training corpus.
+miner (a model key) ranks with that model's zero-shot embeddings of the training corpus. A model
+of ``kind: generative`` has the rows ``gen`` and ``ltrgr`` (:mod:`harness.generative.config`)
+instead of the losses, and its ``gen`` row is its rows' baseline.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from harness.errors import ConfigError
 from harness.io import read_json
 
 ZERO_SHOT = "zero-shot"
+GEN_ROWS = ("gen", "ltrgr")  # the rows of a generative model (harness.generative.config.ROWS)
 MINERS = ("given", "bm25")
 MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine stage; the rest are training options
 SYNTHETIC = "synthetic-queries"  # a train set's source when the synthesize stage writes its queries (CADET)
@@ -68,6 +73,8 @@ PATHS = {
     "mteb": "{results}/mteb/{model}/{train}/{loss}/seed{seed}.json",
     "claims": "{results}/compare/claims.json",
     "ranks": "{results}/compare/ranks.json",
+    "gen_index": "{results}/gen-index/{corpus}/{model}",
+    "gen_ranking": "{results}/gen-ranking/{model}/{train}/seed{seed}.jsonl",
 }
 
 
@@ -169,6 +176,8 @@ def check(config: dict[str, Any]) -> None:
             check_options(spec["source"], spec["options"])
         except ConfigError as exc:
             raise ConfigError(exc.message, key=f"datasets.{name}.options.{exc.key}") from None
+    from harness.generative import config as generative
+
     for name in MINERS:
         if name in config["models"]:
             raise ConfigError(f"{name!r} names a miner; call the model something else", key=f"models.{name}")
@@ -186,6 +195,9 @@ def check(config: dict[str, Any]) -> None:
             raise ConfigError(f"miner {miner!r} is neither one of {list(MINERS)} nor a model under 'models'",
                               key=f"train_sets.{name}.miner")
         _check_world(config, name, spec)
+        if miner in config["models"] and generative.is_generative(config["models"][miner]):
+            raise ConfigError(f"miner {miner!r} is a generative model; a dense miner is a bi-encoder",
+                              key=f"train_sets.{name}.miner")
     for name, spec in config["eval_sets"].items():
         for field in ("dataset", "corpus"):
             dataset = spec.get(field, spec.get("dataset", name))
@@ -215,6 +227,7 @@ def check(config: dict[str, Any]) -> None:
         if "/" in key or "\\" in key:
             raise ConfigError(f"row key {key!r} would be a path of several folders; give the parameter another value",
                               key=f"losses.{label}")
+    generative.check(config)
     baseline = config.get("baseline")
     if baseline not in loss_entries(config):
         raise ConfigError(f"baseline {baseline!r} is not a row of 'losses'", key="baseline")
@@ -422,7 +435,7 @@ class Grid:
         return {
             "model": one_of(list(self.models)),
             "train": one_of([*self.train_sets, ZERO_SHOT]),
-            "loss": one_of([*self.losses, ZERO_SHOT]),
+            "loss": one_of([*self.losses, *GEN_ROWS, ZERO_SHOT]),
             "eval": one_of(list(self.eval_sets)),
             "dataset": one_of([*self.datasets, *self.synthetic()]),
             "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets}
@@ -515,10 +528,32 @@ class Grid:
     def compare(self, model: str, train: str, eval_set: str) -> str:
         return self.pattern("compare", model=model, train=train, eval=eval_set)
 
+    def is_generative(self, model: str) -> bool:
+        return self.models[model].get("kind") == "generative"
+
+    def dense_models(self) -> list[str]:
+        return [m for m in self.models if not self.is_generative(m)]
+
+    def generative_models(self) -> list[str]:
+        return [m for m in self.models if self.is_generative(m)]
+
+    def rows_of(self, model: str, train: str) -> list[str]:
+        """The trained rows of a model on a train set: its losses (:meth:`losses_of`) for a bi-encoder, ``gen``
+        and ``ltrgr`` for a generative one."""
+        return list(GEN_ROWS) if self.is_generative(model) else self.losses_of(train)
+
+    def baseline_of(self, model: str) -> str:
+        """The row a model's rows are tested against: the config's baseline, ``gen`` for a generative model."""
+        return GEN_ROWS[0] if self.is_generative(model) else str(self.config["baseline"])
+
+    def gen_index(self, model: str, corpus: str) -> str:
+        """The identifier index of a corpus for a generative model's tokenizer."""
+        return self.pattern("gen_index", model=model, corpus=corpus)
+
     def rows(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
         """Every row of one comparison table -> its run folders (one per seed)."""
         rows = {ZERO_SHOT: [self.run(model, ZERO_SHOT, ZERO_SHOT, 0, eval_set)]}
-        for key in self.losses_of(train):
+        for key in self.rows_of(model, train):
             rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
         return rows
 
@@ -526,9 +561,17 @@ class Grid:
         """The files compare writes from every table: the claims' verdicts and the rank tests."""
         return [self.pattern("claims"), self.pattern("ranks")]
 
+    def train_sets_of(self, model: str) -> list[str]:
+        """The train sets a model is trained on: all (or a generative model's own list) that do not leave
+        it out (a train set's ``models``)."""
+        return [t for t in (self.models[model].get("train_sets") or self.train_sets) if model in self.models_of(t)]
+
+    def eval_sets_of(self, model: str) -> list[str]:
+        """The eval sets a model is evaluated on: all, unless a generative model lists its own."""
+        return list(self.models[model].get("eval_sets") or self.eval_sets)
+
     def all_compares(self) -> list[str]:
-        return [self.compare(m, t, e) for m in self.models for t in self.train_sets if m in self.models_of(t)
-                for e in self.eval_sets]
+        return [self.compare(m, t, e) for m in self.models for t in self.train_sets_of(m) for e in self.eval_sets_of(m)]
 
     def mteb(self, model: str, train: str, loss: str, seed: int | str) -> str:
         return self.pattern("mteb", model=model, train=train, loss=loss, seed=seed)
@@ -538,8 +581,8 @@ class Grid:
         mteb = self.config.get("mteb") or {}
         if not (mteb.get("tasks") or mteb.get("eval_sets")):
             return []
-        files = [self.mteb(m, ZERO_SHOT, ZERO_SHOT, 0) for m in self.models]
-        return files + [self.mteb(m, t, k, s) for m in self.models for t in self.train_sets if m in self.models_of(t)
+        files = [self.mteb(m, ZERO_SHOT, ZERO_SHOT, 0) for m in self.dense_models()]
+        return files + [self.mteb(m, t, k, s) for m in self.dense_models() for t in self.train_sets_of(m)
                         for k in self.losses_of(t) for s in self.seeds]
 
     def mteb_local(self) -> list[dict[str, str]]:
@@ -553,7 +596,7 @@ class Grid:
         return sorted({d for spec in self.mteb_local() for d in (spec["dataset"], spec["corpus"])})
 
     def all_runs(self) -> list[str]:
-        runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets]
-        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets if m in self.models_of(t)
-                 for k in self.losses_of(t) for s in self.seeds for e in self.eval_sets]
+        runs = [self.run(m, ZERO_SHOT, ZERO_SHOT, 0, e) for m in self.models for e in self.eval_sets_of(m)]
+        runs += [self.run(m, t, k, s, e) for m in self.models for t in self.train_sets_of(m) for k in self.rows_of(m, t)
+                 for s in self.seeds for e in self.eval_sets_of(m)]
         return runs

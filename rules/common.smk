@@ -36,7 +36,11 @@ RESOURCE_DEFAULTS = {
     "teacher": {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1},
     "mine": {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1},
     "synthesize": {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1},
+    "gen_index": {"gpu": 0, "mem_mb": 8000, "runtime": 120, "threads": 1},
+    "gen_train": {"gpu": 0, "mem_mb": 6000, "runtime": 120, "threads": 1},
+    "gen_rank": {"gpu": 0, "mem_mb": 6000, "runtime": 120, "threads": 1},
 }
+DENSE = "|".join(re.escape(m) for m in GRID.dense_models()) or "^$"  # the model wildcard of the dense rules
 
 
 wildcard_constraints:

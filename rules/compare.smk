@@ -16,7 +16,7 @@ rule compare:
     params:
         rows=lambda w: arg(compare_rows(w)),
         options=arg({**config["compare"], "claims": CLAIMS}),
-        baseline=config["baseline"],
+        baseline=lambda w: GRID.baseline_of(w.model),
         results=lambda w: R,  # the results folder itself: run paths are recorded relative to it
     log:
         f"{R}/logs/compare/{{model}}/{{train}}/{{eval}}.log",

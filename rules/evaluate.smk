@@ -2,6 +2,8 @@
 
 
 rule encode:
+    wildcard_constraints:
+        model=DENSE,
     input:
         meta=f"{GRID.pattern('data', dataset='{corpus}')}/meta.json",
         model=model_input,
@@ -35,6 +37,8 @@ rule encode:
 
 
 rule evaluate:
+    wildcard_constraints:
+        model=DENSE,
     input:
         meta=lambda w: f"{GRID.data(GRID.dataset_of(w.eval))}/meta.json",
         shards=lambda w: GRID.shard_files(w.model, w.train, w.loss, w.seed, GRID.corpus_of(w.eval)),
@@ -76,6 +80,8 @@ rule evaluate:
 
 
 rule mteb:
+    wildcard_constraints:
+        model=DENSE,
     input:
         metas=[f"{folder}/meta.json" for folder in GRID.mteb_datasets()],
         model=model_input,

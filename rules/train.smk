@@ -26,6 +26,7 @@ rule train:
     output:
         checkpoint=directory(GRID.pattern("checkpoint")),
     wildcard_constraints:
+        model=DENSE,
         train="|".join(GRID.train_sets),
         loss="|".join(re.escape(k) for k in GRID.losses),
     params:

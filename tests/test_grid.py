@@ -99,14 +99,17 @@ def test_loss_keys_carry_their_parameters(config: dict) -> None:
 
 def test_grid_paths(config: dict) -> None:
     config["seeds"] = [1, 2]
+    config["models"].update(load_yaml(REPO / "config" / "generative.yaml")["models"])  # + a generative model
     grid = Grid(config)
     runs = grid.all_runs()
-    assert len(runs) == 1 + 8 * 2  # zero-shot + losses x seeds, one model, one train and one eval set
+    # per model, one train and one eval set: zero-shot + rows x seeds (the dense losses; gen, ltrgr)
+    assert len(runs) == (1 + 8 * 2) + (1 + 2 * 2)
     assert "results/runs/minilm/zero-shot/zero-shot/seed0/synthetic" in runs
     rows = grid.rows("minilm", "synthetic", "synthetic")
     assert list(rows)[0] == "zero-shot" and rows["mw"] == ["results/runs/minilm/synthetic/mw/seed1/synthetic",
                                                           "results/runs/minilm/synthetic/mw/seed2/synthetic"]
-    assert grid.all_compares() == ["results/compare/minilm/synthetic/synthetic.json"]
+    assert grid.all_compares() == ["results/compare/minilm/synthetic/synthetic.json",
+                                   "results/compare/minilm-gen/synthetic/synthetic.json"]
     assert grid.needs_teacher("listwise_kd") and not grid.needs_teacher("infonce")
 
 

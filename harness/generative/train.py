@@ -1,0 +1,243 @@
+"""Training a generative retriever: phase 1 (generation) and phase 2 (LTRGR).
+
+Phase 1 (MINDER): the generation loss on (query -> an identifier of a positive passage) pairs, one
+per view, plus (passage -> its identifiers) indexing pairs for the same passages. Phase 2
+(LTRGR): from the phase-1 checkpoint, on a fixed ranking of the training queries by the phase-1
+model, ``L_rank + λ · L_gen`` (:func:`harness.losses.ltrgr.ltrgr_rank_loss`) where each passage
+score is recomputed by the current model from the identifiers that ranking matched in it.
+
+Every draw comes from ``numpy.random.default_rng([seed, step, ...])``, so a run is deterministic
+for its seed; the checkpoint folder is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
+from harness.errors import DataError
+from harness.generative.decode import coverage_weights, identifier_scores, token_logprobs
+from harness.generative.index import IdentifierIndex
+from harness.generative.model import encode_inputs, generation_loss, load_seq2seq, tokens, view_input
+from harness.io import atomic_dir, iter_jsonl, write_json
+from harness.losses.ltrgr import CITATION, ltrgr_rank_loss
+
+log = logging.getLogger("harness")
+SETTINGS_FILE = "lossboard_generative.json"
+
+
+@dataclass
+class GenTrainArgs:
+    model: str
+    dataset: Path
+    index: Path
+    out: Path
+    views: list[str]
+    settings: dict[str, Any]
+    phase: str = "gen"  # gen | ltrgr
+    ranking: Path | None = None  # phase 2: the phase-1 model's ranking of the training queries
+    seed: int = 1
+    batch_size: int = 8
+    max_steps: int = 20
+    learning_rate: float = 5e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    margin: float = 300.0
+    random_offset: float = 100.0
+    generation_weight: float = 1000.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def best_window(query: list[int], body: list[int], length: int) -> list[int]:
+    """The ``length``-token window of the body sharing most tokens with the query (first on ties):
+    MINDER's body-substring target, with token overlap standing in for its fuzzy match."""
+    if len(body) <= length:
+        return body
+    qset = set(query)
+    hits = np.array([t in qset for t in body], dtype=np.int64)
+    sums = np.convolve(hits, np.ones(length, dtype=np.int64), "valid")
+    start = int(np.argmax(sums))
+    return body[start:start + length]
+
+
+class Identifiers:
+    """The identifiers of each passage, per view, as model tokens (what phase 1 teaches)."""
+
+    def __init__(self, tokenizer: Any, corpus: dict[str, dict[str, str]], pseudo: dict[str, list[str]],
+                 settings: dict[str, Any]) -> None:
+        self.tokenizer, self.corpus, self.pseudo, self.settings = tokenizer, corpus, pseudo, settings
+
+    def target(self, view: str, doc_id: str, query: list[int], rng: np.random.Generator) -> list[int] | None:
+        doc = self.corpus[doc_id]
+        if view == "title":
+            t = tokens(self.tokenizer, [doc.get("title") or ""], int(self.settings["title_tokens"]))[0]
+            return t or None
+        if view == "substring":
+            body = tokens(self.tokenizer, [doc["text"]], 512)[0]
+            return best_window(query, body, int(self.settings["substring_tokens"])) or None
+        options = self.pseudo.get(doc_id) or []
+        if not options:
+            return None
+        text = options[int(rng.integers(len(options)))]
+        return tokens(self.tokenizer, [text], int(self.settings["query_tokens"]))[0] or None
+
+
+def pseudo_queries(groups: list[TrainGroup], queries: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Each passage's pseudo-queries: the training queries that judge it positive (MINDER generates
+    them with doc2query; offline, the training queries stand in)."""
+    out: dict[str, list[str]] = {}
+    for g in groups:
+        for d in g.positives:
+            out.setdefault(d, []).append(queries[g.query_id]["text"])
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _generation_pairs(args: GenTrainArgs, groups: list[TrainGroup], queries: dict[str, dict[str, Any]],
+                      ids: Identifiers, tokenizer: Any, rng: np.random.Generator) -> tuple[list[str], list[list[int]]]:
+    """Query -> identifier pairs of a positive, and passage -> identifier indexing pairs, every view."""
+    inputs, targets = [], []
+    for g in groups:
+        text = queries[g.query_id]["text"]
+        doc_id = g.positives[int(rng.integers(len(g.positives)))]
+        qtok = tokens(tokenizer, [text], 64)[0]
+        body = ids.corpus[doc_id]["text"]
+        for view in args.views:
+            target = ids.target(view, doc_id, qtok, rng)
+            if target is None:
+                continue
+            inputs.append(view_input(text, view))
+            targets.append(target)
+            passage_target = ids.target(view, doc_id, tokens(tokenizer, [body], 64)[0][:8], rng)
+            if passage_target is not None:
+                inputs.append(view_input(body, view))
+                targets.append(passage_target)
+    return inputs, targets
+
+
+def read_ranking(path: Path) -> list[dict[str, Any]]:
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+def ltrgr_examples(ranking: list[dict[str, Any]], positives: dict[str, set[str]], margin: float
+                   ) -> list[dict[str, Any]]:
+    """The queries phase 2 trains on: those with a positive and a negative in their fixed ranking and
+    not already ranked right by the margin (top positive's score ≥ top negative's + m is dropped)."""
+    kept = []
+    for entry in ranking:
+        pos = [p for p in entry["passages"] if p["id"] in positives.get(entry["query_id"], set())]
+        neg = [p for p in entry["passages"] if p["id"] not in positives.get(entry["query_id"], set())]
+        if pos and neg and pos[0]["score"] < neg[0]["score"] + margin:
+            kept.append({"query_id": entry["query_id"], "positives": pos, "negatives": neg})
+    return kept
+
+
+def passage_score(model: Any, tokenizer: Any, query: str, keys: list[list[Any]], n_tokens: int,
+                  settings: dict[str, Any], eos: int) -> torch.Tensor:
+    """A passage's score from its matched keys ([view, tokens, count], best first), recomputed by the
+    current model with gradients: Σ_k c_k · w(n_k, q) (see :func:`harness.generative.decode.rank`)."""
+    if not keys:
+        return torch.zeros((), dtype=torch.float64)
+    logprobs = []
+    for view in sorted({k[0] for k in keys}):
+        own = [k for k in keys if k[0] == view]
+        targets = [list(k[1]) + ([] if view == "substring" else [eos]) for k in own]
+        inputs = encode_inputs(tokenizer, [view_input(query, view)] * len(own), model.device)
+        logprobs += list(zip([keys.index(k) for k in own], token_logprobs(model, inputs, targets).sum(-1)))
+    lp = torch.stack([v for _, v in sorted(logprobs, key=lambda x: x[0])])
+    w = identifier_scores(lp, torch.tensor([k[2] for k in keys]), n_tokens, settings["smoothing"],
+                          settings["score_exponent"])
+    coeff = torch.tensor(coverage_weights([tuple(k[1]) for k in keys], settings["coverage"]), dtype=torch.float64)
+    return (w * coeff).sum()
+
+
+def train(args: GenTrainArgs) -> Path:
+    """Train one phase and write the checkpoint folder (model, tokenizer, settings, summary) atomically."""
+    seed_everything(args.seed)
+    start = time.perf_counter()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model, tokenizer = load_seq2seq(args.model, seed=args.seed)
+    groups = [g for g in read_train_groups(Path(args.dataset) / "train.jsonl") if g.positives]
+    if not groups:
+        raise DataError("no training query has a positive", Path(args.dataset) / "train.jsonl")
+    queries = read_queries(Path(args.dataset) / "queries.jsonl")
+    corpus = read_corpus(Path(args.dataset) / "corpus.jsonl")
+    ids = Identifiers(tokenizer, corpus, pseudo_queries(groups, queries), args.settings)
+    examples: list[dict[str, Any]] = []
+    n_tokens = 0
+    if args.phase == "ltrgr":
+        if args.ranking is None:
+            raise DataError("phase 2 (ltrgr) needs the phase-1 ranking of the training queries (--ranking)")
+        positives = {g.query_id: set(g.positives) for g in groups}
+        examples = ltrgr_examples(read_ranking(Path(args.ranking)), positives, args.margin)
+        n_tokens = IdentifierIndex.load(Path(args.index)).n_tokens
+        log.info("ltrgr: %d training queries not yet ranked right by the margin", len(examples))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (args.warmup_steps + 1)))
+    eos = model.generation_config.eos_token_id
+    by_id = {g.query_id: g for g in groups}
+    model.train()
+    losses: list[float] = []
+    for step in range(args.max_steps):
+        rng = np.random.default_rng([args.seed, step])
+        if args.phase == "ltrgr" and examples:
+            batch = [examples[i] for i in rng.choice(len(examples), min(args.batch_size, len(examples)), replace=False)]
+            batch_groups = [by_id[e["query_id"]] for e in batch]
+        else:
+            batch = []
+            batch_groups = [groups[i] for i in rng.choice(len(groups), min(args.batch_size, len(groups)), replace=False)]
+        texts, targets = _generation_pairs(args, batch_groups, queries, ids, tokenizer, rng)
+        loss = generation_loss(model, encode_inputs(tokenizer, texts, model.device), targets)
+        rank_value = 0.0
+        if batch:
+            scores = {name: [] for name in ("p1", "n1", "p2", "n2")}
+            for e in batch:
+                q = queries[e["query_id"]]["text"]
+                chosen = {"p1": e["positives"][0], "n1": e["negatives"][0],
+                          "p2": e["positives"][int(rng.integers(len(e["positives"])))],
+                          "n2": e["negatives"][int(rng.integers(len(e["negatives"])))]}
+                for name, p in chosen.items():
+                    scores[name].append(passage_score(model, tokenizer, q, p["keys"], n_tokens, args.settings, eos))
+            rank = ltrgr_rank_loss(*(torch.stack(scores[n]) for n in ("p1", "n1", "p2", "n2")),
+                                   margin=args.margin, offset=args.random_offset)
+            rank_value = rank.item()
+            loss = rank + args.generation_weight * loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        log.info("step %d/%d loss %.4f rank %.4f", step + 1, args.max_steps, float(loss), rank_value)
+    wall = time.perf_counter() - start
+    summary = {
+        "steps": args.max_steps, "final_loss": losses[-1] if losses else None, "wall_time_s": wall,
+        "examples_per_s": args.max_steps * args.batch_size / wall if wall else None, "peak_memory_mb": None,
+        "loss": {"name": args.phase, "params": {"margin": args.margin, "random_offset": args.random_offset,
+                                                  "generation_weight": args.generation_weight}
+                 if args.phase == "ltrgr" else {}, "citation": CITATION},
+        "phase2_queries": len(examples) if args.phase == "ltrgr" else None,
+        "seed": args.seed, "command": " ".join(sys.argv), "argv": sys.argv,
+    }
+    with atomic_dir(args.out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / SETTINGS_FILE).write_text(json.dumps({"views": args.views, "settings": args.settings}, indent=2))
+        write_json(tmp / "train_summary.json", summary)
+    return Path(args.out)

@@ -1,0 +1,201 @@
+"""Generative models (kind: generative): identifier index -> phase 1 (gen) -> phase-1 ranking of the
+training queries -> phase 2 (ltrgr); every row ranks each eval set with gen-rank."""
+
+GENERATIVE = "|".join(re.escape(m) for m in GRID.generative_models()) or "^$"
+
+
+def gen_settings(model):
+    from harness.generative.config import settings
+
+    return arg(settings(config["models"][model]))
+
+
+def gen_options(model, train):
+    """A generative model's training options: its train set's, overridden by the model's own `train:`."""
+    return arg({**GRID.train_options(train), **config["models"][model].get("train", {})})
+
+
+def gen_views(model):
+    return config["models"][model]["identifiers"]
+
+
+def gen_model_of(w):
+    """The model a generative run ranks with: the base model for zero-shot, else its checkpoint."""
+    return base_model(w.model) if w.train == ZERO_SHOT else GRID.checkpoint(w.model, w.train, w.loss, w.seed)
+
+
+def gen_run_info(w):
+    """The grid key and config a generative run records in its metrics.json (as run_info for dense runs)."""
+    trained = w.train != ZERO_SHOT
+    return arg(
+        {
+            "run": {"model": w.model, "train": w.train, "loss": w.loss, "seed": int(w.seed), "eval": w.eval,
+                    "split": GRID.eval_sets[w.eval]["split"]},
+            "checkpoint": gen_model_of(w).removeprefix(f"{R}/") if trained else None,
+            "config": {
+                "model": config["models"][w.model],
+                "dataset": GRID.datasets[GRID.dataset_of(w.eval)],
+                "eval_set": GRID.eval_sets[w.eval],
+                "train": dict(GRID.train_sets[w.train]) if trained else None,
+                "loss": {"name": w.loss, "params": {}} if trained else None,
+            },
+        }
+    )
+
+
+rule gen_index:
+    wildcard_constraints:
+        model=GENERATIVE,
+        corpus="|".join(re.escape(d) for d in GRID.datasets),
+    input:
+        meta=f"{GRID.pattern('data', dataset='{corpus}')}/meta.json",
+    output:
+        index=directory(GRID.pattern("gen_index")),
+    params:
+        model=lambda w: base_model(w.model),
+        views=lambda w: gen_views(w.model),
+        folder=lambda w: GRID.data(w.corpus),
+    threads: res("gen_index", "threads")
+    resources:
+        mem_mb=res("gen_index", "mem_mb"),
+        runtime=res("gen_index", "runtime"),
+        gpu=res("gen_index", "gpu"),
+        cpus_per_task=res("gen_index", "threads"),
+    log:
+        f"{R}/logs/gen-index/{{corpus}}/{{model}}.log",
+    benchmark:
+        f"{R}/benchmarks/gen-index/{{corpus}}/{{model}}.tsv"
+    shell:
+        "harness gen-index --model {params.model:q} --views {params.views:q} --dataset {params.folder:q}"
+        " --out {output.index:q} > {log:q} 2>&1"
+
+
+rule gen_train:
+    wildcard_constraints:
+        model=GENERATIVE,
+        train="|".join(re.escape(t) for t in GRID.train_sets),
+        loss="gen",
+    input:
+        meta=f"{GRID.pattern('data', dataset='{train}')}/meta.json",
+        index=lambda w: GRID.gen_index(w.model, w.train),
+    output:
+        checkpoint=directory(GRID.pattern("checkpoint")),
+    params:
+        model=lambda w: base_model(w.model),
+        views=lambda w: gen_views(w.model),
+        generative=lambda w: gen_settings(w.model),
+        options=lambda w: gen_options(w.model, w.train),
+        folder=lambda w: GRID.data(w.train),
+    threads: res("gen_train", "threads")
+    resources:
+        mem_mb=res("gen_train", "mem_mb"),
+        runtime=res("gen_train", "runtime"),
+        gpu=res("gen_train", "gpu"),
+        cpus_per_task=res("gen_train", "threads"),
+    log:
+        f"{R}/logs/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
+    shell:
+        "harness gen-train --phase gen --model {params.model:q} --views {params.views:q} --dataset {params.folder:q}"
+        " --index {input.index:q} --generative {params.generative} --options {params.options}"
+        " --seed {wildcards.seed:q} --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"
+
+
+rule gen_ranking:
+    wildcard_constraints:
+        model=GENERATIVE,
+        train="|".join(re.escape(t) for t in GRID.train_sets),
+    input:
+        checkpoint=lambda w: GRID.checkpoint(w.model, w.train, "gen", w.seed),
+        index=lambda w: GRID.gen_index(w.model, w.train),
+    output:
+        ranking=GRID.pattern("gen_ranking"),
+    params:
+        views=lambda w: gen_views(w.model),
+        generative=lambda w: gen_settings(w.model),
+        folder=lambda w: GRID.data(w.train),
+    threads: res("gen_rank", "threads")
+    resources:
+        mem_mb=res("gen_rank", "mem_mb"),
+        runtime=res("gen_rank", "runtime"),
+        gpu=res("gen_rank", "gpu"),
+        cpus_per_task=res("gen_rank", "threads"),
+    log:
+        f"{R}/logs/gen-ranking/{{model}}/{{train}}/seed{{seed}}.log",
+    shell:
+        "harness gen-rank --model {input.checkpoint:q} --views {params.views:q} --dataset {params.folder:q}"
+        " --index {input.index:q} --generative {params.generative} --keys-out {output.ranking:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule gen_train_ltrgr:
+    wildcard_constraints:
+        model=GENERATIVE,
+        train="|".join(re.escape(t) for t in GRID.train_sets),
+        loss="ltrgr",
+    input:
+        checkpoint=lambda w: GRID.checkpoint(w.model, w.train, "gen", w.seed),
+        ranking=lambda w: GRID.pattern("gen_ranking", model=w.model, train=w.train, seed=w.seed),
+        index=lambda w: GRID.gen_index(w.model, w.train),
+    output:
+        checkpoint=directory(GRID.pattern("checkpoint")),
+    params:
+        views=lambda w: gen_views(w.model),
+        generative=lambda w: gen_settings(w.model),
+        options=lambda w: gen_options(w.model, w.train),
+        folder=lambda w: GRID.data(w.train),
+    threads: res("gen_train", "threads")
+    resources:
+        mem_mb=res("gen_train", "mem_mb"),
+        runtime=res("gen_train", "runtime"),
+        gpu=res("gen_train", "gpu"),
+        cpus_per_task=res("gen_train", "threads"),
+    log:
+        f"{R}/logs/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
+    shell:
+        "harness gen-train --phase ltrgr --model {input.checkpoint:q} --views {params.views:q}"
+        " --dataset {params.folder:q} --index {input.index:q} --ranking {input.ranking:q}"
+        " --generative {params.generative} --options {params.options} --seed {wildcards.seed:q}"
+        " --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"
+
+
+rule gen_rank:
+    wildcard_constraints:
+        model=GENERATIVE,
+    input:
+        meta=lambda w: f"{GRID.data(GRID.dataset_of(w.eval))}/meta.json",
+        index=lambda w: GRID.gen_index(w.model, GRID.corpus_of(w.eval)),
+        model=lambda w: [] if w.train == ZERO_SHOT else [gen_model_of(w)],
+    output:
+        metrics=f"{GRID.pattern('run')}/metrics.json",
+        per_query=f"{GRID.pattern('run')}/per_query.jsonl",
+        run=f"{GRID.pattern('run')}/run.trec",
+    params:
+        model=gen_model_of,
+        views=lambda w: gen_views(w.model),
+        generative=lambda w: gen_settings(w.model),
+        folder=lambda w: GRID.data(GRID.dataset_of(w.eval)),
+        corpus=lambda w: GRID.data(GRID.corpus_of(w.eval)),
+        split=lambda w: GRID.eval_sets[w.eval]["split"],
+        family=lambda w: GRID.family_of(w.eval),
+        metrics=lambda w: GRID.datasets[GRID.dataset_of(w.eval)]["metrics"],
+        info=gen_run_info,
+        out=lambda w, output: os.path.dirname(output.metrics),
+    threads: res("gen_rank", "threads")
+    resources:
+        mem_mb=res("gen_rank", "mem_mb"),
+        runtime=res("gen_rank", "runtime"),
+        gpu=res("gen_rank", "gpu"),
+        cpus_per_task=res("gen_rank", "threads"),
+    log:
+        f"{R}/logs/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.tsv"
+    shell:
+        "harness gen-rank --model {params.model:q} --views {params.views:q} --dataset {params.folder:q}"
+        " --corpus {params.corpus:q} --index {input.index:q} --generative {params.generative}"
+        " --split {params.split:q} --family {params.family:q} --metrics {params.metrics:q}"
+        " --run-info {params.info} --threads {threads} --out {params.out:q} > {log:q} 2>&1"
