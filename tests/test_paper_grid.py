@@ -28,13 +28,14 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
     cfg = yaml.safe_load(PAPER.read_text())
     out = dry_run("--quiet", "rules", cwd=tmp_path)
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
-    models, seeds = len(cfg["models"]), len(cfg["seeds"])
-    trains, evals = len(cfg["train_sets"]), len(cfg["eval_sets"])
+    dense = [m for m, spec in cfg["models"].items() if spec.get("kind", "bi-encoder") == "bi-encoder"]
+    generative = {m: spec for m, spec in cfg["models"].items() if m not in dense}
+    seeds, trains, evals = len(cfg["seeds"]), len(cfg["train_sets"]), len(cfg["eval_sets"])
     # a train set trains its own models and losses when it names them (CADET's synthetic sets), else all
-    trained = {t: (len(spec.get("models", cfg["models"])), len(spec.get("losses", cfg["losses"])))
+    trained = {t: (len([m for m in spec.get("models", dense) if m in dense]), len(spec.get("losses", cfg["losses"])))
                for t, spec in cfg["train_sets"].items()}
     checkpoints = sum(m * k * seeds for m, k in trained.values())
-    encoded = checkpoints + models  # every checkpoint and every zero-shot model
+    encoded = checkpoints + len(dense)  # every checkpoint and every zero-shot model
     corpora = {spec.get("corpus") or spec.get("dataset", name) for name, spec in cfg["eval_sets"].items()}
     shards = sum(cfg["datasets"][c].get("shards", cfg["encode"]["shards"]) for c in corpora)
     assert counts["train"] == checkpoints
@@ -43,7 +44,13 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
     assert counts["prepare"] == len(cfg["datasets"])
     assert counts["teacher"] == trains  # one teacher scoring per train set, shared by every job
     assert counts["mine"] == sum(t.get("miner", "given") != "given" for t in cfg["train_sets"].values())
-    assert counts["compare"] == sum(m for m, _ in trained.values()) * evals
+    # a generative model: its train sets x seeds of each phase, rows zero-shot + gen + ltrgr on its eval sets
+    gen_trained = sum(len(spec["train_sets"]) * seeds for spec in generative.values())
+    assert counts["gen_train"] == counts["gen_train_ltrgr"] == counts["gen_ranking"] == gen_trained
+    assert counts["gen_rank"] == sum((1 + 2 * len(spec["train_sets"]) * seeds) * len(spec["eval_sets"])
+                                     for spec in generative.values())
+    assert counts["compare"] == sum(m for m, _ in trained.values()) * evals + sum(
+        len(spec["train_sets"]) * len(spec["eval_sets"]) for spec in generative.values())
     assert counts["synthesize"] == sum(t.get("source") == "synthetic-queries" for t in cfg["train_sets"].values()) == 3
     assert counts["site"] == 1
 
