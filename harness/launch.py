@@ -20,15 +20,16 @@ RENDEZVOUS_PORT = 29500
 
 
 def torchrun_prefix(devices: int, nodes: int) -> str:
-    """The shell words in front of ``harness train`` (empty for one process)."""
+    """The shell words in front of ``harness train``, each followed by a space (empty for one process,
+    so that the command is ``harness train ...`` itself)."""
     devices, nodes = int(devices), int(nodes)
     if nodes > 1:
         head = '"$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"'
         return (f"srun --nodes={nodes} --ntasks-per-node=1 torchrun --nnodes={nodes} --nproc-per-node={devices}"
                 f" --rdzv-backend=c10d --rdzv-endpoint={head}:{RENDEZVOUS_PORT} --rdzv-id=\"$SLURM_JOB_ID\""
-                " --no-python")
+                " --no-python ")
     if devices > 1:
-        return f"torchrun --standalone --nproc-per-node={devices} --no-python"
+        return f"torchrun --standalone --nproc-per-node={devices} --no-python "
     return ""
 
 

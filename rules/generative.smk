@@ -4,45 +4,6 @@ training queries -> phase 2 (ltrgr); every row ranks each eval set with gen-rank
 GENERATIVE = "|".join(re.escape(m) for m in GRID.generative_models()) or "^$"
 
 
-def gen_settings(model):
-    from harness.generative.config import settings
-
-    return arg(settings(config["models"][model]))
-
-
-def gen_options(model, train):
-    """A generative model's training options: its train set's, overridden by the model's own `train:`."""
-    return arg({**GRID.train_options(train), **config["models"][model].get("train", {})})
-
-
-def gen_views(model):
-    return config["models"][model]["identifiers"]
-
-
-def gen_model_of(w):
-    """The model a generative run ranks with: the base model for zero-shot, else its checkpoint."""
-    return base_model(w.model) if w.train == ZERO_SHOT else GRID.checkpoint(w.model, w.train, w.loss, w.seed)
-
-
-def gen_run_info(w):
-    """The grid key and config a generative run records in its metrics.json (as run_info for dense runs)."""
-    trained = w.train != ZERO_SHOT
-    return arg(
-        {
-            "run": {"model": w.model, "train": w.train, "loss": w.loss, "seed": int(w.seed), "eval": w.eval,
-                    "split": GRID.eval_sets[w.eval]["split"]},
-            "checkpoint": gen_model_of(w).removeprefix(f"{R}/") if trained else None,
-            "config": {
-                "model": config["models"][w.model],
-                "dataset": GRID.datasets[GRID.dataset_of(w.eval)],
-                "eval_set": GRID.eval_sets[w.eval],
-                "train": dict(GRID.train_sets[w.train]) if trained else None,
-                "loss": {"name": w.loss, "params": {}} if trained else None,
-            },
-        }
-    )
-
-
 rule gen_index:
     wildcard_constraints:
         model=GENERATIVE,

@@ -3,19 +3,6 @@
 `train_sets.<t>.devices: N` runs one job as N processes under torchrun (and `resources.train.nodes`
 nodes through SLURM): see harness/launch.py."""
 
-from harness.launch import torchrun_prefix, train_resources
-
-
-def train_devices(w):
-    return GRID.train_sets[w.train].get("devices", 1)
-
-
-def train_res(w, key):
-    """One resource of a train job: the per-process `resources.train` times the job's processes per node."""
-    per_process = {k: res("train", k) for k in ("gpu", "mem_mb", "runtime", "threads")}
-    return train_resources(train_devices(w), res("train", "nodes"), per_process)[key]
-
-
 rule train:
     input:
         meta=f"{GRID.pattern('data', dataset='{train}')}/meta.json",
@@ -59,7 +46,7 @@ rule train:
     benchmark:
         f"{R}/benchmarks/train/{{model}}/{{train}}/{{loss}}/seed{{seed}}.tsv"
     shell:
-        "{params.launch} harness train --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
+        "{params.launch}harness train --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
         " {params.groups} --leakage-eval {params.leakage:q}"
         " --loss {params.loss:q} --loss-params {params.loss_params} --seed {wildcards.seed:q}"
         " --options {params.options} {params.teacher} {params.loss_check} --resume-dir {params.resume:q}"

@@ -13,7 +13,7 @@ import yaml
 from conftest import CUSTOM_LOSS as EXAMPLE
 from conftest import Workflow
 
-GRID = {  # the smallest grid a loss check can stop: no miner, teacher, MTEB or second shard
+GRID = {  # the smallest grid a loss check can stop: no miner, MTEB or second shard
     "seeds": [1],
     "baseline": "infonce",
     "models": {"tiny": {"path": "tiny", "settings": {"max_query_length": 16, "max_passage_length": 32}}},
@@ -26,6 +26,7 @@ GRID = {  # the smallest grid a loss check can stop: no miner, teacher, MTEB or 
     "losses": {"infonce": {}},
     "compare": {"permutations": 200, "resamples": 200},
     "encode": {"shards": 1},
+    "teacher": {"kind": "bi-encoder", "model": "tiny"},
 }
 
 BROKEN = '''

@@ -223,7 +223,7 @@ def test_the_config_check_refuses_a_batch_the_jobs_processes_do_not_divide(tmp_p
 def test_launch_commands_and_resources() -> None:
     per_process = {"gpu": 1, "mem_mb": 3000, "runtime": 60, "threads": 2}
     assert torchrun_prefix(1, 1) == ""
-    assert torchrun_prefix(8, 1) == "torchrun --standalone --nproc-per-node=8 --no-python"
+    assert torchrun_prefix(8, 1) == "torchrun --standalone --nproc-per-node=8 --no-python "
     assert train_resources(8, 1, per_process) == {"mem_mb": 24000, "runtime": 60, "cpus_per_task": 16, "gpu": 8,
                                                   "nodes": None, "tasks": None, "mpi": None, "slurm_extra": None}
     multi = torchrun_prefix(8, 2)

@@ -81,7 +81,8 @@ def with_payload(config: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any
     def put(node: Any, rest: tuple[str, ...]) -> None:
         key, rest = rest[0], rest[1:]
         if key == "<key>":
-            node[PAYLOAD] = node.pop(next(iter(node)))
+            if node:  # an optional map the base config leaves empty has no key to rename
+                node[PAYLOAD] = node.pop(next(iter(node)))
         elif rest == (ANY,) and not isinstance(node.get(key), dict):  # a list of strings
             node[key] = [PAYLOAD]
         elif key == ANY:

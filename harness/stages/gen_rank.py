@@ -110,7 +110,7 @@ def evaluate(a: argparse.Namespace) -> dict[str, Any]:
         "protocol": {"generative": {"views": list(a.views), **a.generative["decode"]}, "top_k": top_k},
         "histogram": result.histogram,
         "checkpoint": info.get("checkpoint"),
-        "train": {k: summary[k] for k in TRAIN_FIELDS} if summary else None,
+        "train": {k: summary.get(k) for k in TRAIN_FIELDS} if summary else None,
         "provenance": provenance.record(time.perf_counter() - start, config=info.get("config", {}),
                                         train_command=summary["command"] if summary else None,
                                         train_argv=summary.get("argv") if summary else None),
