@@ -70,6 +70,18 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def config() -> dict:
+    """The quickstart config (``config/config.yaml``) with the schema's defaults filled in."""
+    from snakemake.utils import validate
+
+    from harness.grid import load_yaml
+
+    cfg = load_yaml(REPO / "config" / "config.yaml")
+    validate(cfg, str(REPO / "config" / "config.schema.yaml"), set_default=True)
+    return cfg
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (it is not part of a user's clone)")

@@ -24,13 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "config" / "config.schema.yaml")
 
 
-@pytest.fixture
-def config() -> dict:
-    cfg = load_yaml(REPO / "config" / "config.yaml")
-    validate(cfg, SCHEMA, set_default=True)
-    return cfg
-
-
 def test_quickstart_claims_parse_with_row_keys(config: dict) -> None:
     parsed = {c.key: c for c in claims(config)}
     assert set(parsed) == {"mw-auc", "mw-noninferior", "cadet-infonce", "cadet-kd", "multipos-lsepair"}

@@ -116,13 +116,6 @@ def tiny() -> torch.nn.Module:
     return build_tiny(EncoderSettings.from_dict({"max_query_length": 16, "max_passage_length": 24}))
 
 
-@pytest.fixture
-def config() -> dict:
-    cfg = load_yaml(REPO / "config" / "config.yaml")
-    validate(cfg, SCHEMA, set_default=True)
-    return cfg
-
-
 # --- naming a class in the config -----------------------------------------------------------------
 
 def test_a_dotted_path_resolves_and_validates_its_parameters(user_module: str) -> None:

@@ -17,13 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "config" / "config.schema.yaml")
 
 
-@pytest.fixture
-def config() -> dict:
-    cfg = load_yaml(REPO / "config" / "config.yaml")
-    validate(cfg, SCHEMA, set_default=True)
-    return cfg
-
-
 @pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml"])
 def test_shipped_configs_validate(path: str) -> None:
     if not (REPO / path).exists():

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from harness.losses.base import Param, SeededLoss, pick_uniform, row_mean
+from harness.losses.ltrgr import CITATION as LTRGR_CITATION
 
 
 def _at(scores: Tensor, columns: Tensor) -> Tensor:
@@ -57,12 +58,7 @@ class LTRMargin(SeededLoss):
 
     name = "ltr_margin"
     paper = "https://arxiv.org/abs/2306.15222"
-    citation = """@inproceedings{li2024ltrgr,
-  title={Learning to Rank in Generative Retrieval},
-  author={Li, Yongqi and Yang, Nan and Wang, Liang and Wei, Furu and Li, Wenjie},
-  booktitle={Proceedings of the AAAI Conference on Artificial Intelligence},
-  year={2024}
-}"""
+    citation = LTRGR_CITATION
     params = {
         "margin": Param(0.1, "m, the margin of both terms"),
         "random_margin_offset": Param(0.0, "δ, added to the margin of the random pair"),
