@@ -97,6 +97,11 @@ def parse_metric(name: str) -> MetricSpec:
     return MetricSpec(name, match["measure"], k, level)
 
 
+def positive_level(family: str) -> int:
+    """The grade from which a judged document counts as positive (TREC DL: 2, as its binary measures)."""
+    return 2 if family == "trec-dl" else 1
+
+
 def ignores_identical_ids(family: str) -> bool:
     """Whether an eval set of ``family`` drops a retrieved passage whose id is the query's own by
     default: BEIR's evaluator does (``ignore_identical_ids=True``), so the ``beir`` family does."""

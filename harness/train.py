@@ -56,6 +56,8 @@ from harness.models import BiEncoder, load_model
 from harness.precision import autocast as precision_autocast
 
 RESUME_FILE = "resume.pt"
+# the fields of a training summary (train_summary.json) that a run's metrics.json repeats under "train"
+SUMMARY_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss", "precision")
 LOSS_CHECK_FILE = "loss_check.json"
 
 

@@ -22,21 +22,16 @@ from harness.data.format import passage_text, read_corpus, read_qrels, read_quer
 from harness.errors import DataError
 from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
-from harness.metrics import calibration_pool, ignores_identical_ids, metrics_for
+from harness.metrics import calibration_pool, ignores_identical_ids, metrics_for, positive_level
 from harness.models.registry import load_model
 from harness.retrieval import FlatIPSearcher, drop_identical_ids, load_corpus_embeddings, pair_scores, write_trec_run
 from harness.stages import set_threads
+from harness.train import SUMMARY_FIELDS
 
 log = logging.getLogger("harness")
 
 TOP_K = 1000
 CALIBRATION_SPLIT = "dev"  # the split a run's score cut-off and calibration map are fitted on, when the dataset has it
-TRAIN_FIELDS = ("steps", "examples_per_s", "wall_time_s", "peak_memory_mb", "final_loss", "precision")
-
-
-def positive_level(family: str) -> int:
-    """The grade from which a judged document counts as positive (TREC DL: 2, as its binary measures)."""
-    return 2 if family == "trec-dl" else 1
 
 
 def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = "generic", corpus_dir: Path | None = None,
@@ -131,7 +126,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
         "histogram": result.histogram,
         "calibration": result.calibration,
         "checkpoint": info.get("checkpoint"),
-        "train": {k: summary.get(k) for k in TRAIN_FIELDS} if summary else None,
+        "train": {k: summary.get(k) for k in SUMMARY_FIELDS} if summary else None,
         "provenance": provenance.record(time.perf_counter() - start, precision=precision, config=info.get("config", {}),
                                         train_command=summary["command"] if summary else None,
                                         train_argv=summary.get("argv") if summary else None,

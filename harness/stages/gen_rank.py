@@ -26,10 +26,10 @@ from harness.generative.index import IdentifierIndex
 from harness.generative.model import load_seq2seq
 from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
-from harness.metrics import metrics_for
+from harness.metrics import metrics_for, positive_level
 from harness.retrieval import write_trec_run
 from harness.stages import set_threads
-from harness.stages.evaluate import TRAIN_FIELDS, positive_level
+from harness.train import SUMMARY_FIELDS
 
 log = logging.getLogger("harness")
 
@@ -110,7 +110,7 @@ def evaluate(a: argparse.Namespace) -> dict[str, Any]:
         "protocol": {"generative": {"views": list(a.views), **a.generative["decode"]}, "top_k": top_k},
         "histogram": result.histogram,
         "checkpoint": info.get("checkpoint"),
-        "train": {k: summary.get(k) for k in TRAIN_FIELDS} if summary else None,
+        "train": {k: summary.get(k) for k in SUMMARY_FIELDS} if summary else None,
         "provenance": provenance.record(time.perf_counter() - start, config=info.get("config", {}),
                                         train_command=summary["command"] if summary else None,
                                         train_argv=summary.get("argv") if summary else None),
