@@ -12,7 +12,8 @@ defaults filled in, as ``rules/common.smk`` validates it), each priced as work /
   1/W of them in wall time; the scaling efficiency e(W) comes from ``--scaling`` (the JSON
   ``benchmarks/bench_ddp.py`` writes: examples/s on W devices over W × on one), else e = 1 (ideal
   scaling: a lower bound on the hours, and the output says so); each of its W processes parses the corpus;
-- encode: per (trained or zero-shot model, searched corpus), the corpus's passages / passages/s,
+- encode: per (trained or zero-shot model, searched corpus), the corpus's passages / passages/s
+  (priced in the evaluate row when the evaluate job encodes its corpus itself: Grid.search_shards),
   split over the corpus's shards;
 - evaluate: per (trained or zero-shot model, eval set), its queries / queries/s plus the exact
   search, queries × passages / the measured faiss flat scores/s at the model's dimension;
@@ -327,11 +328,14 @@ class Estimate:
         encoded = {(m, v, c) for m in g.dense_models() for v in self.variants(m) for c in corpora}
         encoded |= {(g.dense_miner(t), (ZERO_SHOT, ZERO_SHOT, 0), t) for t in g.train_sets if g.dense_miner(t)}
         passages = 0
-        for m, _, c in sorted(encoded, key=str):
+        for m, v, c in sorted(encoded, key=str):
             n, shards = self.size(c, "corpus"), g.shards_of(c)
             passages += n
-            rows["encode"].add(shards, n / self.model_rate(m, "passage", "per_s"),
-                               shards * self.read_s(c, parsed=n / shards, scans=2))
+            if g.search_shards(m, *v, c):
+                rows["encode"].add(shards, n / self.model_rate(m, "passage", "per_s"),
+                                   shards * self.read_s(c, parsed=n / shards, scans=2))
+            else:  # the evaluate job encodes this corpus itself (one scan, no job of its own)
+                rows["evaluate"].add(0, n / self.model_rate(m, "passage", "per_s"), self.read_s(c, parsed=n, scans=1))
         rows["encode"].work = f"{passages:,} passages"
 
         queries = scores = 0

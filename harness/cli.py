@@ -126,8 +126,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="*", default=[])
     s.add_argument("--ignore-identical-ids", action=argparse.BooleanOptionalAction, default=None,
                    help="drop a retrieved passage whose id is the query's (default: yes for the beir family, as BEIR)")
-    s.add_argument("--embeddings", help="folder of precomputed corpus shards")
+    s.add_argument("--embeddings", help="folder of precomputed corpus shards (default: encode the corpus here)")
     s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--dtype", help="without --embeddings: the corpus embeddings' type, as a shard job stores them")
     s.add_argument("--precision", default="fp32", help=PRECISION_HELP)
     s.add_argument("--index", default="Flat", help="faiss index factory string")
     s.add_argument("--run-info", type=_json, default={}, help="grid key and config for metrics.json")

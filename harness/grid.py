@@ -485,6 +485,21 @@ class Grid:
         n = self.shards_of(corpus)
         return [f"{base}/{PATHS['shard'].format(shard=i, shards=n)}" for i in range(n)]
 
+    def search_shards(self, model: str, train: str, loss: str, seed: int | str, corpus: str) -> list[str]:
+        """The corpus shards an evaluation searches, or [] when it encodes its corpus itself.
+
+        A checkpoint's corpus is encoded by its own ``encode`` jobs only when that pays: the corpus is
+        sharded, several of the model's eval sets search it, or the encoding is reused (a dense miner's
+        or a synthetic filter's zero-shot encoding). Otherwise one evaluate job encodes it, exactly as
+        a shard job would (:func:`harness.retrieval.encode_passages`), and the grid saves a process
+        that would pay the imports and a model load again (about 9 CPU s; benchmarks/RESULTS.md §12).
+        """
+        files = self.shard_files(model, train, loss, seed, corpus)
+        searched_by = [e for e in self.eval_sets_of(model) if self.corpus_of(e) == corpus]
+        reused = {f for t in self.train_sets for f in self.miner_shards(t)}
+        reused |= {f for t in self.synthetic() for f in self.filter_shards(t)}
+        return files if len(files) > 1 or len(searched_by) > 1 or files[0] in reused else []
+
     def mined(self, train: str) -> list[str]:
         """The mined training groups of a train set ([] when it trains on its own hard negatives)."""
         miner = self.train_sets[train]["miner"]

@@ -79,6 +79,25 @@ def _ids_path(npy: Path) -> Path:
     return npy.with_suffix(".ids.json")
 
 
+def encode_passages(model: Any, passages: dict[str, dict[str, str]], batch_size: int = 64, dtype: str = DTYPE, *,
+                    progress: bool = True, block: int = ENCODE_BLOCK, precision: str = "fp32",
+                    desc: str = "encode") -> np.ndarray:
+    """Embeddings ``[n, H]`` in ``dtype`` of ``passages`` (dict order), encoded block by block with
+    ``model.encode``: the one encoding of a corpus, whether a shard job stores it or an evaluation
+    that encodes its corpus itself keeps it in memory (so both give the same bits)."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"embedding dtype must be one of {sorted(DTYPES)}, got {dtype!r}", key="dtype")
+    ids = list(passages)
+    emb = np.empty((len(ids), model.dim), dtype=DTYPES[dtype])  # [n, H]
+    with tqdm(total=len(ids), desc=desc, unit="passage", disable=not progress) as bar:
+        for lo in range(0, len(ids), block):
+            hi = min(lo + block, len(ids))
+            texts = [passage_text(passages[i]) for i in ids[lo:hi]]
+            emb[lo:hi] = model.encode(texts, "passage", batch_size=batch_size, precision=precision)
+            bar.update(hi - lo)
+    return emb
+
+
 def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, out_dir: Path, shard: int = 0,
                         num_shards: int = 1, batch_size: int = 64, dtype: str = DTYPE,
                         progress: bool = True, block: int = ENCODE_BLOCK, precision: str = "fp32") -> None:
@@ -91,8 +110,6 @@ def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, ou
     that all shards belong together). The ids file is written first and the ``.npy`` last, each
     atomically. ``precision``: fp32 or bf16 (see :meth:`BiEncoder.encode`).
     """
-    if dtype not in DTYPES:
-        raise ConfigError(f"embedding dtype must be one of {sorted(DTYPES)}, got {dtype!r}", key="dtype")
     if isinstance(corpus, Path):
         n_docs = count_passages(corpus)
         start, end = shard_bounds(n_docs, shard, num_shards, block)
@@ -102,14 +119,8 @@ def encode_corpus_shard(model: Any, corpus: dict[str, dict[str, str]] | Path, ou
         start, end = shard_bounds(n_docs, shard, num_shards, block)
         passages = {d: corpus[d] for d in itertools.islice(corpus, start, end)}
     ids = list(passages)
-    emb = np.empty((end - start, model.dim), dtype=DTYPES[dtype])  # [n, H]
-    with tqdm(total=end - start, desc=f"encode shard {shard}/{num_shards}", unit="passage",
-              disable=not progress) as bar:
-        for lo in range(start, end, block):
-            hi = min(lo + block, end)
-            texts = [passage_text(passages[i]) for i in ids[lo - start:hi - start]]
-            emb[lo - start:hi - start] = model.encode(texts, "passage", batch_size=batch_size, precision=precision)
-            bar.update(hi - lo)
+    emb = encode_passages(model, passages, batch_size, dtype, progress=progress, block=block, precision=precision,
+                          desc=f"encode shard {shard}/{num_shards}")
     npy = shard_path(out_dir, shard, num_shards)
     write_json(_ids_path(npy), {"ids": ids, "start": start, "n_docs": n_docs,
                                 "block": block, "batch_size": batch_size})

@@ -1,4 +1,5 @@
-"""Encode each corpus once per model (sharded), then search every eval set that shares it."""
+"""Encode each corpus once per model (sharded), then search every eval set that shares it; a corpus that
+one evaluation alone searches in one shard is encoded by that evaluation (Grid.search_shards)."""
 
 
 rule encode:
@@ -41,7 +42,7 @@ rule evaluate:
         model=DENSE,
     input:
         meta=lambda w: f"{GRID.data(GRID.dataset_of(w.eval))}/meta.json",
-        shards=lambda w: GRID.shard_files(w.model, w.train, w.loss, w.seed, GRID.corpus_of(w.eval)),
+        shards=lambda w: GRID.search_shards(w.model, w.train, w.loss, w.seed, GRID.corpus_of(w.eval)),
         model=model_input,
     output:
         metrics=f"{GRID.pattern('run')}/metrics.json",
@@ -52,7 +53,9 @@ rule evaluate:
         settings=settings_of,
         folder=lambda w: GRID.data(GRID.dataset_of(w.eval)),
         corpus=lambda w: GRID.data(GRID.corpus_of(w.eval)),
-        embeddings=lambda w, input: os.path.dirname(input.shards[0]),
+        embeddings=lambda w, input: flag("--embeddings", [os.path.dirname(input.shards[0])] if input.shards else []),
+        batch_size=config["encode"]["batch_size"],
+        dtype=config["encode"]["dtype"],
         split=lambda w: GRID.eval_sets[w.eval]["split"],
         family=lambda w: GRID.family_of(w.eval),
         identical=lambda w: "--ignore-identical-ids" if GRID.ignore_identical_ids(w.eval) else "--no-ignore-identical-ids",
@@ -73,7 +76,8 @@ rule evaluate:
         f"{R}/benchmarks/evaluate/{{model}}/{{train}}/{{loss}}/seed{{seed}}/{{eval}}.tsv"
     shell:
         "harness evaluate --model {params.model:q} --settings {params.settings} --dataset {params.folder:q}"
-        " --corpus {params.corpus:q} --embeddings {params.embeddings:q} --split {params.split:q}"
+        " --corpus {params.corpus:q} {params.embeddings} --batch-size {params.batch_size} --dtype {params.dtype:q}"
+        " --split {params.split:q}"
         " --family {params.family:q} {params.identical} --metrics {params.metrics:q} --index {params.index:q}"
         " --run-info {params.info} --precision {params.precision:q} --threads {threads} --out {params.out:q}"
         " > {log:q} 2>&1"

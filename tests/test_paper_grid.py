@@ -7,6 +7,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,18 @@ def test_paper_dag_has_one_job_per_grid_entry(tmp_path: Path) -> None:
                for t, spec in cfg["train_sets"].items()}
     checkpoints = sum(m * k * seeds for m, k in trained.values())
     encoded = checkpoints + len(dense)  # every checkpoint and every zero-shot model
-    corpora = {spec.get("corpus") or spec.get("dataset", name) for name, spec in cfg["eval_sets"].items()}
-    shards = sum(cfg["datasets"][c].get("shards", cfg["encode"]["shards"]) for c in corpora)
+    searched = Counter(spec.get("corpus") or spec.get("dataset", name) for name, spec in cfg["eval_sets"].items())
+    shards = {c: cfg["datasets"][c].get("shards", cfg["encode"]["shards"]) for c in searched}
+    # a corpus gets encode jobs when sharded or searched by several eval sets; else its evaluation encodes it
+    miners = {t.get("miner", "given") for t in cfg["train_sets"].values()} - {"given", "bm25"}
+    assert not miners  # (a dense miner's zero-shot encoding would add its own encode jobs)
+    # a synthetic train set's filter searches its retriever's zero-shot encoding of the corpus: encoded apart
+    filtered = {t["corpus"] for t in cfg["train_sets"].values() if "filter" in t}
+    apart_shards = {c: n for c, n in shards.items() if n > 1 or searched[c] > 1}
+    reused = sum(cfg["datasets"][c].get("shards", cfg["encode"]["shards"]) for c in filtered - set(apart_shards))
     assert counts["train"] == checkpoints
     assert counts["evaluate"] == encoded * evals
-    assert counts["encode"] == encoded * shards  # each corpus once per model, however many eval sets share it
+    assert counts["encode"] == encoded * sum(apart_shards.values()) + reused  # each such corpus once per model, however many eval sets share it
     assert counts["prepare"] == len(cfg["datasets"])
     assert counts["teacher"] == trains  # one teacher scoring per train set, shared by every job
     assert counts["mine"] == sum(t.get("miner", "given") != "given" for t in cfg["train_sets"].values())

@@ -199,6 +199,25 @@ def test_sharded_encode_gives_the_same_embeddings_and_run(tiny, corpus, tmp_path
     assert (tmp_path / "one.run").read_bytes() == (tmp_path / "three.run").read_bytes()
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_an_evaluation_that_encodes_its_corpus_equals_encode_then_evaluate(tiny_dataset: Path, tmp_path: Path,
+                                                                           dtype: str) -> None:
+    """The grid lets one evaluate job encode a corpus that nothing else searches (Grid.search_shards): its
+    run and per-query metrics must be the bytes the encode job + evaluate job pair writes."""
+    from harness import cli
+
+    common = ["--model", "tiny", "--dataset", str(tiny_dataset), "--split", "test", "--batch-size", "4"]
+    assert cli.main(["encode", "--model", "tiny", "--dataset", str(tiny_dataset), "--batch-size", "4",
+                     "--dtype", dtype, "--out", str(tmp_path / "emb")]) == 0
+    assert cli.main(["evaluate", *common, "--embeddings", str(tmp_path / "emb"), "--out", str(tmp_path / "apart")]) == 0
+    assert cli.main(["evaluate", *common, "--dtype", dtype, "--out", str(tmp_path / "inline")]) == 0
+    for name in ("run.trec", "per_query.jsonl"):
+        assert (tmp_path / "inline" / name).read_bytes() == (tmp_path / "apart" / name).read_bytes()
+    if dtype == "float16":  # the stored type matters, so the evaluation is told it
+        assert cli.main(["evaluate", *common, "--out", str(tmp_path / "f32")]) == 0
+        assert (tmp_path / "f32" / "run.trec").read_bytes() != (tmp_path / "apart" / "run.trec").read_bytes()
+
+
 def test_float16_storage_is_close_to_float32(tiny, corpus, tmp_path: Path) -> None:
     texts = [passage_text(d) for d in corpus.values()]
     direct = tiny.encode(texts, "passage", batch_size=4)

@@ -24,7 +24,8 @@ from harness.io import read_json, write_json, write_jsonl
 from harness.metrics import evaluate as compute_metrics
 from harness.metrics import calibration_pool, ignores_identical_ids, metrics_for, positive_level
 from harness.models.registry import load_model
-from harness.retrieval import FlatIPSearcher, drop_identical_ids, load_corpus_embeddings, pair_scores, write_trec_run
+from harness.retrieval import (DTYPE, FlatIPSearcher, drop_identical_ids, encode_passages, load_corpus_embeddings,
+                               pair_scores, write_trec_run)
 from harness.stages import set_threads
 from harness.train import SUMMARY_FIELDS
 
@@ -36,12 +37,14 @@ CALIBRATION_SPLIT = "dev"  # the split a run's score cut-off and calibration map
 
 def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = "generic", corpus_dir: Path | None = None,
              extra_metrics: list[str] | None = None, settings: dict[str, Any] | None = None,
-             embeddings: Path | None = None, batch_size: int = 128, index: str = "Flat",
+             embeddings: Path | None = None, batch_size: int = 128, dtype: str = DTYPE, index: str = "Flat",
              run_info: dict[str, Any] | None = None, tag: str = "lossboard", precision: str = "fp32",
              ignore_identical_ids: bool | None = None) -> dict[str, Any]:
     """Encode, search, score and write the three result files; returns the metrics record.
 
-    ``precision`` (fp32 or bf16, :mod:`harness.precision`) encodes as the stored corpus shards were.
+    ``precision`` (fp32 or bf16, :mod:`harness.precision`) encodes as the stored corpus shards were;
+    without ``embeddings`` the corpus is encoded here exactly as a shard job would (``batch_size``,
+    ``dtype``: :func:`harness.retrieval.encode_passages`).
     ``ignore_identical_ids`` (default: the family's, see :func:`~harness.metrics.ignores_identical_ids`)
     drops a retrieved passage whose id is the query's own before anything is scored.
     """
@@ -65,8 +68,7 @@ def evaluate(model: str, dataset: Path, split: str, out: Path, *, family: str = 
 
     encoder = load_model(model, settings)
     if corpus is not None:
-        doc_emb = encoder.encode([passage_text(corpus[d]) for d in doc_ids], "passage", batch_size, progress=True,
-                                 precision=precision)
+        doc_emb = encode_passages(encoder, corpus, batch_size, dtype, precision=precision)
     query_emb = encoder.encode([queries[q]["text"] for q in query_ids], "query", batch_size, progress=True, precision=precision)
     # float16 memory-mapped shards stay on disk: the index and the positives' scores convert what they read
     searcher = FlatIPSearcher(doc_emb, index)
@@ -141,6 +143,6 @@ def run(a: argparse.Namespace) -> None:
     record = evaluate(a.model, Path(a.dataset), a.split, Path(a.out), family=a.family, extra_metrics=a.metrics,
                       corpus_dir=Path(a.corpus) if a.corpus else None,
                       settings=a.settings, embeddings=Path(a.embeddings) if a.embeddings else None,
-                      batch_size=a.batch_size, index=a.index, run_info=a.run_info, precision=a.precision,
+                      batch_size=a.batch_size, dtype=a.dtype or DTYPE, index=a.index, run_info=a.run_info, precision=a.precision,
                       ignore_identical_ids=a.ignore_identical_ids)
     log.info("%s", json.dumps(record["metrics"], sort_keys=True))

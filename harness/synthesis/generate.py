@@ -69,6 +69,19 @@ class Backend(Protocol):
         """``n`` completions of each prompt of each request, seeded by the request's seed."""
 
 
+def has_chat_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render(tokenizer: Any, prompt: str) -> str:
+    """The prompt as the model takes it: in its chat template when the tokenizer has one (the
+    template then carries the special tokens, so the tokenizer must not add its own)."""
+    if not has_chat_template(tokenizer):
+        return prompt
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
 def passage_seed(seed: int, passage_id: str) -> int:
     """The seed of one passage: the first 4 bytes of sha256("<seed>:<passage id>"), below 2**31."""
     digest = hashlib.sha256(f"{seed}:{passage_id}".encode()).digest()
@@ -129,18 +142,10 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.chat = bool(getattr(self.tokenizer, "chat_template", None))
         self.settings = dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
                              max_new_tokens=sampling.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                              eos_token_id=self.tokenizer.eos_token_id)
         self.config_class = GenerationConfig
-
-    def render(self, prompt: str) -> str:
-        """The prompt as the model takes it: in its chat template when the tokenizer has one."""
-        if not self.chat:
-            return prompt
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                  add_generation_prompt=True)
 
     def generate(self, requests: Sequence[Request], n: int) -> list[dict[str, list[Completion]]]:
         import torch
@@ -148,8 +153,8 @@ class TransformersBackend:
         out = []
         for request in requests:
             types = list(request.prompts)
-            batch = self.tokenizer([self.render(request.prompts[t]) for t in types], return_tensors="pt",
-                                   padding=True, add_special_tokens=not self.chat).to(self.device)
+            batch = self.tokenizer([render(self.tokenizer, request.prompts[t]) for t in types], return_tensors="pt",
+                                   padding=True, add_special_tokens=not has_chat_template(self.tokenizer)).to(self.device)
             torch.manual_seed(request.seed)
             with torch.inference_mode():
                 ids = self.model.generate(**batch, generation_config=self.config_class(
@@ -183,19 +188,12 @@ class VLLMBackend:
             raise ConfigError(f"cannot load the generator {model!r}: {exc}", key=f"{key}.model") from None
         tokenizer = self.llm.get_tokenizer()
         self.tokenizer = tokenizer
-        self.chat = bool(getattr(tokenizer, "chat_template", None))
-
-    def render(self, prompt: str) -> str:
-        if not self.chat:
-            return prompt
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                  add_generation_prompt=True)
 
     def generate(self, requests: Sequence[Request], n: int) -> list[dict[str, list[Completion]]]:
         prompts, params, where = [], [], []
         for i, request in enumerate(requests):
             for qtype, prompt in request.prompts.items():
-                prompts.append(self.render(prompt))
+                prompts.append(render(self.tokenizer, prompt))
                 params.append(self.vllm.SamplingParams(
                     n=n, temperature=self.sampling.temperature, top_p=self.sampling.top_p,
                     max_tokens=self.sampling.max_new_tokens, seed=request.seed))
