@@ -569,7 +569,7 @@ class Grid:
     def guests(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
         """The rows another model brings to a bi-encoder's table, labelled ``<model> · <row>`` (:func:`guest_label`):
         each generative model's ``gen`` and ``ltrgr`` on the same train and eval set (the same queries), tested
-        against the dense baseline like the table's own losses (issue 15: LTRGR on the dense board)."""
+        against the dense baseline like the table's own losses."""
         if self.is_generative(model):
             return {}
         return {guest_label(g, key): [self.run(g, train, key, seed, eval_set) for seed in self.seeds]

@@ -342,5 +342,5 @@ def test_ltrgr_claim_of_the_generative_overlay_is_tested_on_the_generative_table
     assert pair["mean_diff"] == pytest.approx(np.mean(ltrgr - gen)) and pair["ci_low"] > 0
     main_summary(tables, root / "claims.json", root / "ranks.json", claims=specs)
     verdict = next(c for c in json.loads((root / "claims.json").read_text())["claims"] if c["key"] == "ltrgr-gen")
-    assert [(e["model"], e["verdict"]) for e in verdict["entries"]] == [("minilm-gen", "confirmed")]  # models: [minilm-gen]
+    assert [(e["model"], e["verdict"]) for e in verdict["entries"]] == [("minilm-gen", "confirmed")]  # its models
     assert verdict["verdict"] == "confirmed"

@@ -947,7 +947,8 @@ def test_generative_rows_on_a_dense_board_are_marked_and_tested_against_its_base
         assert {(r["run"]["model"], r["run"]["loss"], r["kind"]) for r in runs} == {
             ("minilm-gen", label.split(" · ")[1], "generative")}
         cell, c = row_of(table, label)["cells"][1], compared[label]
-        assert numbers(cell["text"])[0] == pytest.approx(statistics.fmean(r["metrics"]["ndcg@10"] for r in runs), abs=5e-4)
+        mean = statistics.fmean(r["metrics"]["ndcg@10"] for r in runs)
+        assert numbers(cell["text"])[0] == pytest.approx(mean, abs=5e-4)
         assert cell["text"].split("Δ", 1)[1].split() == [f"{c['mean_diff']:+.3f}", f"[{c['ci_low']:+.3f},",
                                                           f"{c['ci_high']:+.3f}]", "·", "Holm", "p",
                                                           f"{c['p_corrected']:.3f}"]
