@@ -312,7 +312,7 @@ def test_generative_rows_join_the_dense_table_tested_against_its_baseline(mixed_
     ({"split": "dev"}, r"row 'minilm-gen · gen' of model 'minilm-gen' has split 'dev', the baseline 'test'"),
     ({"queries": 1}, r"row 'minilm-gen · gen' of model 'minilm-gen' was evaluated on other queries than the "
                      r"baseline \(missing \['q9'\], extra \['x9'\]\)"),
-])
+], ids=["other split", "other queries"])
 def test_another_models_row_on_other_queries_is_refused(mixed_runs, change, message):
     root, queries, dense, _ = mixed_runs
     rng = np.random.default_rng(12)
