@@ -47,7 +47,6 @@ FORMS = ("greater", "less", "noninferior", "best")
 DIRECTED = ("greater", "less", "noninferior")
 KEYS = {"paper", "sentence", "test", "models", "eval_sets"}
 TEST_KEYS = {*FORMS, "among", "metric", "margin"}
-GENERATIVE_ROWS = ("gen", "ltrgr")  # the generative retriever's rows (MINDER's generation loss, LTRGR)
 CONFIRMED, REFUTED, INCONCLUSIVE, NOT_RUN = "confirmed", "refuted", "inconclusive", "not run"
 NOT_MEASURED = "not measured"  # the eval set's family has not the claim's metric: the claim does not apply there
 

@@ -1,8 +1,9 @@
 """Paired significance of every loss against the baseline, with Holm's correction and bootstrap CIs.
 
 For one (model, train set, eval set), each row (the zero-shot model, the baseline loss, every other
-loss) has per-query values for each seed. Per-query values are averaged over seeds, then each loss
-is compared with the baseline on the queries they share (the query sets must be equal):
+loss and, on a bi-encoder's table, the ``gen`` and ``ltrgr`` rows of each generative model evaluated on
+the same queries) has per-query values for each seed. Per-query values are averaged over seeds, then
+each row is compared with the baseline on the queries they share (the query sets must be equal):
 
 - **test**: Fisher's paired randomisation test (Smucker, Allan & Carterette 2007): under H0 the
   sign of each query's difference d_q = a_q - b_q is exchangeable, so the two-sided p-value is the
@@ -11,8 +12,10 @@ is compared with the baseline on the queries they share (the query sets must be 
   ``fisher_randomization_test`` is not used: it seeds numpy inside a parallel numba function and
   gives different p-values for the same seed. The paired t-test (``scipy.stats.ttest_rel``) is
   the option.
-- **correction**: Holm (1979) step-down over the losses compared with the baseline, per metric
-  (``statsmodels multipletests(method="holm")``); significant = corrected p < alpha.
+- **correction**: Holm (1979) step-down over the rows compared with the baseline, per metric
+  (``statsmodels multipletests(method="holm")``); significant = corrected p < alpha. The family is
+  every row of the table but the zero-shot one and the baseline, so it grows with the generative rows
+  a bi-encoder's table holds: each row's corrected p is that of the table it is shown in.
 - **effect**: mean(d) with a paired bootstrap confidence interval (``scipy.stats.bootstrap``,
   BCa, paired=True, seeded).
 
@@ -138,7 +141,8 @@ def compare(rows: list[RowInput], baseline: str, metrics: list[str], aggregate_o
     """Build the compare record (results contract ``compare/<model>/<train>/<eval>.json``).
 
     ``header`` supplies model, train, eval, split, family and main_metric. Rows come out as the
-    zero-shot row(s), the baseline, then the losses in the given order.
+    zero-shot row(s), the baseline, then the others in the given order, each with the model whose runs
+    it holds (its ``header["model"]``, else the table's).
     """
     if test not in TESTS:
         raise ConfigError(f"unknown test {test!r}; valid tests are {', '.join(TESTS)}", key="compare.test")
@@ -159,7 +163,7 @@ def compare(rows: list[RowInput], baseline: str, metrics: list[str], aggregate_o
             low, high = bootstrap_ci(seed_mean(row, m, order), None, resamples, 0.95, np.random.default_rng(seed))
             summaries[m].update(ci_low=low, ci_high=high)
         kind = "baseline" if row is base_row else "zero-shot" if row.kind == "zero-shot" else "loss"
-        out_rows.append({"loss": row.label, "kind": kind,
+        out_rows.append({"loss": row.label, "kind": kind, "model": row.header.get("model", header.get("model")),
                          "loss_name": row.loss_name, "params": row.params, "seeds": row.seeds,
                          "runs": row.runs, "metrics": summaries})
 
@@ -196,7 +200,8 @@ def compare(rows: list[RowInput], baseline: str, metrics: list[str], aggregate_o
         "bootstrap": {"resamples": resamples, "confidence": 0.95, "seed": seed, "method": "BCa",
                       "implementation": "scipy.stats.bootstrap(paired=True)"},
         "correction": {"method": "holm", "alpha": alpha,
-                       "family": "every loss compared with the baseline, per metric",
+                       "family": "every row compared with the baseline (the losses and any other model's "
+                                 "rows on the same queries), per metric",
                        "implementation": "statsmodels multipletests(method='holm')"},
         "rows": out_rows,
         "comparisons": comparisons,

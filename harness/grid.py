@@ -32,7 +32,9 @@ evaluation folder) lies ``<output>.step.json``: the commands that made it, its i
 The zero-shot row is the untrained model: ``train`` = ``loss`` = ``zero-shot``, seed 0. A dense
 miner (a model key) ranks with that model's zero-shot embeddings of the training corpus. A model
 of ``kind: generative`` has the rows ``gen`` and ``ltrgr`` (:mod:`harness.generative.config`)
-instead of the losses, and its ``gen`` row is its rows' baseline.
+instead of the losses, and its ``gen`` row is its rows' baseline. A bi-encoder's table also holds the
+``gen`` and ``ltrgr`` rows of each generative model trained and evaluated on its train and eval set
+(:meth:`Grid.guests`), so they are tested against the dense baseline too.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from harness.errors import ConfigError
 from harness.io import read_json
 
 ZERO_SHOT = "zero-shot"
-GEN_ROWS = ("gen", "ltrgr")  # the rows of a generative model (harness.generative.config.ROWS)
+GENERATIVE_ROWS = ("gen", "ltrgr")  # a generative model's rows: phase 1 (MINDER's generation loss), phase 2 (LTRGR)
 MINERS = ("given", "bm25")
 MINER_KEYS = ("miner", "mined_negatives")  # a train set's keys read by the mine stage; the rest are training options
 SYNTHETIC = "synthetic-queries"  # a train set's source when the synthesize stage writes its queries (CADET)
@@ -140,6 +142,11 @@ def total_steps(groups: int, batch_size: int, epochs: int, max_steps: int) -> in
     """The optimizer steps of a training run: ``max_steps`` when set (passing over the groups as often as
     it takes, as Hugging Face's Trainer does), else ``epochs`` passes of whole batches."""
     return max_steps or groups // batch_size * epochs
+
+
+def guest_label(model: str, row: str) -> str:
+    """The label of another model's row on a table: ``minilm-gen · ltrgr``."""
+    return f"{model} · {row}"
 
 
 def loss_key(label: str, params: dict[str, Any]) -> str:
@@ -321,7 +328,7 @@ def claims(config: dict[str, Any]) -> list[Any]:
     by its row key (a label with parameters becomes ``label.param=value``)."""
     from dataclasses import replace
 
-    from harness.claims import GENERATIVE_ROWS, parse_claims
+    from harness.claims import parse_claims
     from harness.losses import REGISTRY
     from harness.metrics import metrics_for
 
@@ -435,7 +442,7 @@ class Grid:
         return {
             "model": one_of(list(self.models)),
             "train": one_of([*self.train_sets, ZERO_SHOT]),
-            "loss": one_of([*self.losses, *GEN_ROWS, ZERO_SHOT]),
+            "loss": one_of([*self.losses, *GENERATIVE_ROWS, ZERO_SHOT]),
             "eval": one_of(list(self.eval_sets)),
             "dataset": one_of([*self.datasets, *self.synthetic()]),
             "corpus": one_of(sorted({self.corpus_of(e) for e in self.eval_sets}
@@ -555,22 +562,34 @@ class Grid:
     def rows_of(self, model: str, train: str) -> list[str]:
         """The trained rows of a model on a train set: its losses (:meth:`losses_of`) for a bi-encoder, ``gen``
         and ``ltrgr`` for a generative one."""
-        return list(GEN_ROWS) if self.is_generative(model) else self.losses_of(train)
+        return list(GENERATIVE_ROWS) if self.is_generative(model) else self.losses_of(train)
 
     def baseline_of(self, model: str) -> str:
         """The row a model's rows are tested against: the config's baseline, ``gen`` for a generative model."""
-        return GEN_ROWS[0] if self.is_generative(model) else str(self.config["baseline"])
+        return GENERATIVE_ROWS[0] if self.is_generative(model) else str(self.config["baseline"])
 
     def gen_index(self, model: str, corpus: str) -> str:
         """The identifier index of a corpus for a generative model's tokenizer."""
         return self.pattern("gen_index", model=model, corpus=corpus)
 
     def rows(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
-        """Every row of one comparison table -> its run folders (one per seed)."""
+        """Every row of one comparison table -> its run folders (one per seed): the model's own rows, then,
+        on a bi-encoder's table, the rows of every generative model trained on the same train set and
+        evaluated on the same eval set (:meth:`guests`)."""
         rows = {ZERO_SHOT: [self.run(model, ZERO_SHOT, ZERO_SHOT, 0, eval_set)]}
         for key in self.rows_of(model, train):
             rows[key] = [self.run(model, train, key, seed, eval_set) for seed in self.seeds]
-        return rows
+        return rows | self.guests(model, train, eval_set)
+
+    def guests(self, model: str, train: str, eval_set: str) -> dict[str, list[str]]:
+        """The rows another model brings to a bi-encoder's table, labelled ``<model> · <row>`` (:func:`guest_label`):
+        each generative model's ``gen`` and ``ltrgr`` on the same train and eval set (the same queries), tested
+        against the dense baseline like the table's own losses."""
+        if self.is_generative(model):
+            return {}
+        return {guest_label(g, key): [self.run(g, train, key, seed, eval_set) for seed in self.seeds]
+                for g in self.generative_models() if train in self.train_sets_of(g) and eval_set in self.eval_sets_of(g)
+                for key in self.rows_of(g, train)}
 
     def summaries(self) -> list[str]:
         """The files compare writes from every table: the claims' verdicts and the rank tests."""

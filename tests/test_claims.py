@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import load_site_fixture
 from scipy import stats
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from harness.claims import (CONFIRMED, INCONCLUSIVE, NOT_RUN, REFUTED, Claim, claim_p, overall_verdict, summarise,
                             table_claims)
@@ -69,6 +69,16 @@ def test_unknown_eval_set_model_or_field_is_refused(config: dict, field: str, va
     bad["claims"] = {"c": {"test": {"greater": ["mw", "infonce"]}, field: value}}
     with pytest.raises(ConfigError, match="claims.c"):
         check(bad)
+
+
+def test_the_generative_overlay_adds_ltrgrs_claim_on_its_own_model(config: dict) -> None:
+    update_config(config, load_yaml(REPO / "config" / "generative.yaml"))  # as Snakemake merges --configfile
+    parsed = {c.key: c for c in claims(config)}
+    assert {"mw-auc", "multipos-lsepair"} < set(parsed)  # the grid's own claims stay
+    ltrgr = parsed["ltrgr-gen"]
+    assert (ltrgr.paper, ltrgr.form, ltrgr.a, ltrgr.others, ltrgr.metric) == ("2306.15222", "greater", "ltrgr",
+                                                                              ("gen",), "main")
+    assert ltrgr.models == ("minilm-gen",) and ltrgr.text() == "ltrgr > gen on the main metric"
 
 
 def test_a_known_row_outside_the_grid_is_accepted(config: dict) -> None:

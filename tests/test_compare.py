@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
+from snakemake.utils import update_config
 
 from harness.compare import RowInput, bootstrap_ci, compare, holm, paired_t_test, randomization_test
 from harness.errors import ConfigError, DataError
+from harness.grid import GENERATIVE_ROWS, claims, guest_label, load_yaml
 from harness.io import write_json, write_jsonl
-from harness.stages.compare import load_row, main_compare
+from harness.stages.compare import load_row, main_compare, main_summary
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def plain_holm(p_values, alpha):
@@ -188,15 +194,18 @@ def test_compare_errors(rows):
         compare(rows, "infonce", ["ndcg@10"], [], resamples=200, header=HEADER)
 
 
-def write_run(root: Path, loss: str | None, seed: int, values: dict[str, list[float]], query_ids: list[str]) -> Path:
+def write_run(root: Path, loss: str | None, seed: int, values: dict[str, list[float]], query_ids: list[str],
+              model: str = "minilm", split: str = "test") -> Path:
+    """A run folder as the evaluate (or, for a generative model, gen-rank) stage writes it."""
     label = loss or "zero-shot"
     train = "zero-shot" if loss is None else "synth"
-    run_dir = root / "runs" / "minilm" / train / label / f"seed{seed}" / "synth"
+    run_dir = root / "runs" / model / train / label / f"seed{seed}" / "synth"
     metrics = {name: float(np.mean(v)) for name, v in values.items()}
     metrics.update(auc_global=0.8, auc_query=0.9)
     write_json(run_dir / "metrics.json", {
-        "schema": 1, "run": {"model": "minilm", "train": train, "loss": label, "seed": seed, "eval": "synth",
-                             "split": "test"},
+        "schema": 1, "run": {"model": model, "train": train, "loss": label, "seed": seed, "eval": "synth",
+                             "split": split},
+        **({"kind": "generative"} if loss in GENERATIVE_ROWS else {}),
         "loss": None if loss is None else {"name": loss, "params": {"temperature": 0.05}},
         "family": "generic", "main_metric": "ndcg@10", "metrics": metrics, "n_queries": len(query_ids)})
     write_jsonl(run_dir / "per_query.jsonl",
@@ -234,3 +243,104 @@ def test_main_compare_from_files(tmp_path):
     (dirs["mw"][0] / "per_query.jsonl").write_text('{"query_id": "q1", "ndcg@10": 0.5}\n{"query_id": "q1", "ndcg@10": 0.4}\n')
     with pytest.raises(DataError, match="line 2.*duplicate query id"):
         load_row("mw", "loss", dirs["mw"], tmp_path)
+
+
+def exact_sign_flip_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Fisher's two-sided randomisation p by enumerating every sign assignment of the differences (a plain loop)."""
+    d = a - b
+    observed = abs(d.mean())
+    flips = [abs(np.mean(np.array(signs) * d)) for signs in itertools.product([1, -1], repeat=len(d))]
+    return float(np.mean([f >= observed - 1e-12 for f in flips]))
+
+
+def seed_means(dirs: list[Path], metric: str, order: list[str]) -> np.ndarray:
+    """Per-query values of ``metric`` averaged over a row's runs, read back from their per_query.jsonl."""
+    runs = [{obj["query_id"]: obj[metric] for obj in map(json.loads, (d / "per_query.jsonl").read_text().splitlines())}
+            for d in dirs]
+    return np.array([np.mean([run[q] for run in runs]) for q in order])
+
+
+@pytest.fixture
+def mixed_runs(tmp_path):
+    """A bi-encoder's table (zero-shot, infonce, mw) and a generative model's gen and ltrgr on the same 10
+    queries (in another order), two seeds each: 2**10 sign flips, so the test is exact at 2000 permutations."""
+    rng = np.random.default_rng(11)
+    queries = [f"q{i}" for i in range(10)]
+
+    def values(shift):
+        return {n: np.clip(rng.random(10) + shift, 0, 1).round(3).tolist() for n in ("ndcg@10", "mrr@10")}
+
+    dense = {"zero-shot": [write_run(tmp_path, None, 0, values(-0.2), queries)],
+             "infonce": [write_run(tmp_path, "infonce", s, values(0.0), queries) for s in (1, 2)],
+             "mw": [write_run(tmp_path, "mw", s, values(0.1), queries) for s in (1, 2)]}
+    generative = {row: [write_run(tmp_path, row, s, values(shift), queries[::-1], model="minilm-gen") for s in (1, 2)]
+                  for row, shift in (("gen", -0.3), ("ltrgr", 0.3))}
+    return tmp_path, queries, dense, generative
+
+
+def test_generative_rows_join_the_dense_table_tested_against_its_baseline(mixed_runs):
+    root, queries, dense, generative = mixed_runs
+    guests = {guest_label("minilm-gen", row): dirs for row, dirs in generative.items()}
+    record = main_compare(dense | guests, "infonce", root / "compare.json", root, permutations=2000, resamples=500)
+    assert [(r["loss"], r["kind"], r["model"], r["loss_name"]) for r in record["rows"]] == [
+        ("zero-shot", "zero-shot", "minilm", None), ("infonce", "baseline", "minilm", "infonce"),
+        ("mw", "loss", "minilm", "mw"), ("minilm-gen · gen", "loss", "minilm-gen", "gen"),
+        ("minilm-gen · ltrgr", "loss", "minilm-gen", "ltrgr")]
+    assert record["rows"][3]["runs"] == [f"runs/minilm-gen/synth/gen/seed{s}/synth" for s in (1, 2)]
+    for metric in ("ndcg@10", "mrr@10"):
+        base = seed_means(dense["infonce"], metric, queries)
+        tested = {"mw": dense["mw"], **guests}
+        entries = {c["loss"]: c for c in record["comparisons"][metric]}
+        assert list(entries) == list(tested)  # one Holm family: the losses and the generative rows
+        expected = {label: exact_sign_flip_p(seed_means(dirs, metric, queries), base) for label, dirs in tested.items()}
+        assert {k: c["p_value"] for k, c in entries.items()} == pytest.approx(expected)
+        corrected, reject = plain_holm(list(expected.values()), 0.05)
+        assert [c["p_corrected"] for c in entries.values()] == pytest.approx(corrected)
+        assert [c["significant"] for c in entries.values()] == reject
+        for label, dirs in tested.items():
+            assert entries[label]["mean_diff"] == pytest.approx(np.mean(seed_means(dirs, metric, queries) - base))
+    assert {c["loss"]: c["direction"] for c in record["comparisons"]["ndcg@10"]}["minilm-gen · ltrgr"] == "better"
+
+    own = main_compare({"gen": generative["gen"], "ltrgr": generative["ltrgr"]}, "gen", root / "gen.json", root,
+                       permutations=2000, resamples=500)  # the generative model's own table: ltrgr against gen
+    [ltrgr] = own["comparisons"]["ndcg@10"]
+    assert own["baseline"] == "gen" and ltrgr["loss"] == "ltrgr" and ltrgr["p_value"] == pytest.approx(
+        exact_sign_flip_p(*(seed_means(generative[r], "ndcg@10", queries) for r in ("ltrgr", "gen"))))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"split": "dev"}, r"row 'minilm-gen · gen' of model 'minilm-gen' has split 'dev', the baseline 'test'"),
+    ({"queries": 1}, r"row 'minilm-gen · gen' of model 'minilm-gen' was evaluated on other queries than the "
+                     r"baseline \(missing \['q9'\], extra \['x9'\]\)"),
+], ids=["other split", "other queries"])
+def test_another_models_row_on_other_queries_is_refused(mixed_runs, change, message):
+    root, queries, dense, _ = mixed_runs
+    rng = np.random.default_rng(12)
+    ids = queries[:-1] + ["x9"] if "queries" in change else queries
+    gen = [write_run(root / "other", "gen", s, {"ndcg@10": rng.random(10).tolist(), "mrr@10": rng.random(10).tolist()},
+                     ids, model="minilm-gen", split=change.get("split", "test")) for s in (1, 2)]
+    with pytest.raises(DataError, match=message) as info:
+        main_compare(dense | {"minilm-gen · gen": gen}, "infonce", root / "compare.json", root, permutations=200,
+                     resamples=200)
+    assert "minilm-gen/synth/gen/seed1" in str(info.value)
+    assert not (root / "compare.json").exists()
+
+
+def test_ltrgr_claim_of_the_generative_overlay_is_tested_on_the_generative_table(mixed_runs, config):
+    root, queries, dense, generative = mixed_runs
+    update_config(config, load_yaml(REPO / "config" / "generative.yaml"))  # as Snakemake merges --configfile
+    specs = [asdict(c) for c in claims(config)]
+    assert "ltrgr-gen" in {c["key"] for c in specs} and "mw-noninferior" in {c["key"] for c in specs}
+    tables = [root / "compare" / "minilm-gen.json", root / "compare" / "minilm.json"]
+    own = main_compare(generative, "gen", tables[0], root, permutations=2000, resamples=500, claims=specs)
+    main_compare(dense | {guest_label("minilm-gen", r): d for r, d in generative.items()}, "infonce", tables[1], root,
+                 permutations=2000, resamples=500, claims=specs)
+    [pair] = own["claims"]["ltrgr-gen"]["pairs"]
+    ltrgr, gen = (seed_means(generative[r], "ndcg@10", queries) for r in ("ltrgr", "gen"))
+    assert (pair["a"], pair["b"], pair["boundary"]) == ("ltrgr", "gen", 0.0)
+    assert pair["p_value"] == pytest.approx(exact_sign_flip_p(ltrgr, gen))
+    assert pair["mean_diff"] == pytest.approx(np.mean(ltrgr - gen)) and pair["ci_low"] > 0
+    main_summary(tables, root / "claims.json", root / "ranks.json", claims=specs)
+    verdict = next(c for c in json.loads((root / "claims.json").read_text())["claims"] if c["key"] == "ltrgr-gen")
+    assert [(e["model"], e["verdict"]) for e in verdict["entries"]] == [("minilm-gen", "confirmed")]  # its models
+    assert verdict["verdict"] == "confirmed"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from harness.errors import ConfigError
-from harness.grid import Grid, check, load_yaml, loss_key
+from harness.grid import GENERATIVE_ROWS, Grid, check, guest_label, load_yaml, loss_key
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "config" / "config.schema.yaml")
@@ -104,6 +109,49 @@ def test_grid_paths(config: dict) -> None:
     assert grid.all_compares() == ["results/compare/minilm/synthetic/synthetic.json",
                                    "results/compare/minilm-gen/synthetic/synthetic.json"]
     assert grid.needs_teacher("listwise_kd") and not grid.needs_teacher("infonce")
+    # the dense table also holds the generative model's rows (its runs, not copies); its own table keeps gen vs ltrgr
+    assert list(rows)[-2:] == ["minilm-gen · gen", "minilm-gen · ltrgr"]
+    assert rows["minilm-gen · ltrgr"] == ["results/runs/minilm-gen/synthetic/ltrgr/seed1/synthetic",
+                                          "results/runs/minilm-gen/synthetic/ltrgr/seed2/synthetic"]
+    assert set(rows) - {"zero-shot", *grid.losses} == {guest_label("minilm-gen", r) for r in GENERATIVE_ROWS}
+    assert {r for runs in rows.values() for r in runs} <= set(runs)
+    assert list(grid.rows("minilm-gen", "synthetic", "synthetic")) == ["zero-shot", *GENERATIVE_ROWS]
+
+
+def test_generative_rows_join_only_the_dense_tables_of_their_own_train_and_eval_sets(config: dict) -> None:
+    config["models"].update(load_yaml(REPO / "config" / "generative.yaml")["models"])
+    config["eval_sets"]["held-out"] = {"dataset": "synthetic", "split": "test"}
+    config["train_sets"]["other"] = dict(config["train_sets"]["synthetic"])
+    config["models"]["minilm-gen"].update(eval_sets=["synthetic"], train_sets=["synthetic"])
+    grid = Grid(config)
+    guests = {(t, e): list(grid.guests("minilm", t, e)) for t in grid.train_sets for e in grid.eval_sets}
+    assert guests == {("synthetic", "synthetic"): ["minilm-gen · gen", "minilm-gen · ltrgr"],
+                      ("synthetic", "held-out"): [], ("other", "synthetic"): [], ("other", "held-out"): []}
+    assert grid.guests("minilm-gen", "synthetic", "synthetic") == {}
+
+
+@pytest.mark.slow  # Snakemake parses the workflow: ~15 s on 2 busy cores
+def test_dry_run_wires_the_generative_runs_into_the_dense_compare_job(tmp_path: Path) -> None:
+    target = "results/compare/minilm/synthetic/synthetic.json"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"),
+                           str(REPO / "config" / "generative.yaml"), "--", target],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    job = out[out.index("rule compare:"):]
+    inputs = job[job.index("input:"):].splitlines()[0]
+    gen_runs = [f"results/runs/minilm-gen/synthetic/{r}/seed1/synthetic" for r in GENERATIVE_ROWS]
+    assert all(f"{run}/metrics.json" in inputs for run in gen_runs)
+    command = next(line for line in out.splitlines() if line.startswith("Shell command: harness compare "))
+    argv = shlex.split(command.removeprefix("Shell command: "))
+    rows = json.loads(argv[argv.index("--rows") + 1])
+    assert {label: rows[label] for label in list(rows)[-2:]} == {
+        guest_label("minilm-gen", r): [run] for r, run in zip(GENERATIVE_ROWS, gen_runs)}
+    assert argv[argv.index("--baseline") + 1] == "infonce"
+    # those runs come from the generative rules: gen-rank of each phase's checkpoint
+    ranked = [block.split("output: ", 1)[1].split(",", 1)[0] for block in out.split("rule gen_rank:")[1:]]
+    assert sorted(ranked) == [f"{run}/metrics.json" for run in gen_runs]
 
 
 def test_missing_split_of_a_local_beir_folder_is_refused(config: dict, tmp_path: Path) -> None:

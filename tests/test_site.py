@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import statistics
 import sys
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -919,3 +920,55 @@ def test_mteb_file_outside_the_results_folder_is_refused(tmp_path: Path) -> None
     outside.write_text(json.dumps({"scores": {"secret": 1.0}}))
     with pytest.raises(DataError, match=r"metrics\.json, field 'run'.*must be relative to the results folder"):
         build_site(results, tmp_path / "site")
+
+
+@pytest.fixture(scope="module")
+def guest_site(tmp_path_factory):
+    """A bi-encoder's board holding a generative model's gen and ltrgr (its runs), and that model's own board."""
+    root = tmp_path_factory.mktemp("guests")
+    results = fixture.write_results(root / "results", fixture.GUEST_BOARDS)
+    return results, root / "site", build_site(results, root / "site")
+
+
+def test_generative_rows_on_a_dense_board_are_marked_and_tested_against_its_baseline(guest_site):
+    results, site, index = guest_site
+    guests = ["minilm-gen · gen", "minilm-gen · ltrgr"]
+    cf = json.loads((results / "compare/minilm/synth/synth.json").read_text())
+    compared = {c["loss"]: c for c in cf["comparisons"]["ndcg@10"]}
+    page = Page(index.read_text(encoding="utf-8"))
+    for model_index, generative in [(1, guests), (2, ["gen", "ltrgr"])]:  # boards sorted: minilm, minilm-gen
+        table = board_table(page, model_index, "main")
+        badged = {r["attrs"]["data-label"] for r in table["rows"] if "generative" in r["cells"][0]["text"].split()}
+        assert badged == set(generative)
+    table = board_table(page, 1, "main")
+    for label in guests:
+        runs = [json.loads((results / run / "metrics.json").read_text()) for run in
+                next(r for r in cf["rows"] if r["loss"] == label)["runs"]]
+        assert {(r["run"]["model"], r["run"]["loss"], r["kind"]) for r in runs} == {
+            ("minilm-gen", label.split(" · ")[1], "generative")}
+        cell, c = row_of(table, label)["cells"][1], compared[label]
+        mean = statistics.fmean(r["metrics"]["ndcg@10"] for r in runs)
+        assert numbers(cell["text"])[0] == pytest.approx(mean, abs=5e-4)
+        assert cell["text"].split("Δ", 1)[1].split() == [f"{c['mean_diff']:+.3f}", f"[{c['ci_low']:+.3f},",
+                                                          f"{c['ci_high']:+.3f}]", "·", "Holm", "p",
+                                                          f"{c['p_corrected']:.3f}"]
+        assert (cell["sig"] is not None) == c["significant"]
+    assert row_of(table, guests[0])["cells"][1]["sig"] == "▼"
+    assert "worse than infonce" in row_of(table, guests[0])["cells"][1]["sig_title"]
+
+    dataset = Page(next((site / "datasets").glob("minilm-synth-synth-*.html")).read_text(encoding="utf-8"))
+    rows = labelled_tables(dataset)[0]["rows"]
+    assert [r["attrs"]["data-label"] for r in rows if "generative" in r["cells"][0]["text"].split()] == guests
+    significance = next(t for t in dataset.tables if t["head"] and t["head"][0]["cells"][1]["text"] == "Mean diff.")
+    for label in guests:
+        cells = [x["text"] for x in row_of_loss(significance, label)["cells"]]
+        assert cells[1] == f"{compared[label]['mean_diff']:+.4f}"
+        assert float(cells[4]) == pytest.approx(compared[label]["p_corrected"], abs=5e-4)
+    for link in dataset.links:  # the guest rows' runs link to the generative model's run pages
+        if "runs/minilm-gen-" in link:
+            assert (site / "datasets" / unquote(urlsplit(link).path)).resolve().is_file(), link
+    assert sum("runs/minilm-gen-synth-" in link for link in dataset.links) == 4  # 2 rows x 2 seeds
+    with open(site / "leaderboard.csv", newline="") as fh:
+        csv_p = {r["loss"]: float(r["p_corrected"]) for r in csv.DictReader(fh)
+                 if r["model"] == "minilm" and r["eval"] == "synth" and r["metric"] == "ndcg@10" and r["p_corrected"]}
+    assert {label: csv_p[label] for label in guests} == pytest.approx({k: compared[k]["p_corrected"] for k in guests})

@@ -147,21 +147,41 @@ P_COLUMNS = """() => [...document.querySelectorAll('.table-wrap')].filter(w => w
 })"""
 
 
-def test_phone_width_shows_every_tables_loss_name_beside_its_p_column(site, browser, tmp_path):
+def p_columns_on_a_phone(browser, root: Path, tmp_path: Path) -> list[dict]:
     """At 390 px, with each table scrolled (inside its own frame) to its p column, the p value of every
     row and the row's loss name are both on screen and on top (not covered), and the page itself
-    never scrolls sideways."""
-    results, root = site
+    never scrolls sideways; returns the rows checked."""
     phone = browser.new_page(viewport={"width": 390, "height": 844})
-    checked = 0
+    checked = []
     for name in ["index.html", *sorted(p.relative_to(root).as_posix() for p in root.glob("datasets/*.html"))]:
         phone.goto((root / name).as_uri())
         for row in phone.evaluate(P_COLUMNS):
             assert row["lossSeen"] and row["pSeen"], (name, row)
-            checked += 1
+            checked.append(row)
         phone.screenshot(path=str(tmp_path / "p-column.png"))  # the last table as scrolled, for a failure's eye
         assert phone.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, name
-    assert checked >= 10
+    return checked
+
+
+def test_phone_width_shows_every_tables_loss_name_beside_its_p_column(site, browser, tmp_path):
+    assert len(p_columns_on_a_phone(browser, site[1], tmp_path)) >= 10
+
+
+def test_phone_width_shows_the_generative_rows_of_a_dense_board(browser, tmp_path):
+    """A generative model's rows on a bi-encoder's board (longer labels, a badge): names, badges and p in view."""
+    fixture = load_site_fixture()
+    results = fixture.write_results(tmp_path / "results", fixture.GUEST_BOARDS)
+    build_site(results, tmp_path / "site")
+    rows = p_columns_on_a_phone(browser, tmp_path / "site", tmp_path)
+    assert {r["loss"] for r in rows} >= {"minilm-gen · gen", "minilm-gen · ltrgr", "ltrgr"}  # both boards' p tables
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto((tmp_path / "site" / "index.html").as_uri())
+    for header in phone.evaluate(STICKY_ROW_HEADERS):  # the row name stays in view, the table scrolled right
+        assert 0 <= header["left"] and header["right"] <= 390, header
+    badge = phone.locator("section.board", has=phone.locator("h2", has_text="minilm")).first.locator(
+        "[data-metrics]:not([hidden]) tr[data-label='minilm-gen · ltrgr'] .badge.generative")
+    badge.scroll_into_view_if_needed()
+    assert badge.is_visible()
 
 
 def test_phone_width_shows_the_new_elements_without_sideways_scrolling(site, browser):

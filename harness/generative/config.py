@@ -8,11 +8,11 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.generative.decode import DEFAULTS
 from harness.generative.index import BYTES_PER_TOKEN, VIEWS
+from harness.grid import GENERATIVE_ROWS as ROWS  # the rows, spelt once in harness.grid
 from harness.io import read_json
 from harness.losses.ltrgr import GENERATION_WEIGHT, MARGIN, RANDOM_OFFSET
 
 GENERATIVE = "generative"
-ROWS = ("gen", "ltrgr")
 GENERATIVE_KEYS = ("identifiers", "decode", "ltrgr", "train", "train_sets", "eval_sets")  # phase 1 (generation), phase 2 (LTRGR)
 LTRGR_DEFAULTS = {"margin": MARGIN, "random_offset": RANDOM_OFFSET, "generation_weight": GENERATION_WEIGHT,
                   "ranking_queries": 0}

@@ -43,6 +43,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from harness.grid import GENERATIVE_ROWS
 from harness.io import atomic_dir
 from harness.provenance import git_commit
 from harness.leaderboard import plots, verdicts
@@ -161,7 +162,8 @@ def _environment(latex: bool = False) -> jinja2.Environment:
                        tex=latex_escape,
                        pretty=lambda obj: json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
     env.globals.update(dataset_page=dataset_page, run_stem=run_stem, loss_anchor=loss_anchor,
-                       MAIN=MAIN, plots=plots, best_labels=best_labels, summary=summary,
+                       MAIN=MAIN, GENERATIVE_ROWS=GENERATIVE_ROWS, plots=plots, best_labels=best_labels,
+                       summary=summary,
                        cd_plot=verdicts.cd_plot, reliability_plot=verdicts.reliability_plot)
     return env
 

@@ -94,15 +94,35 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def _check_guest(row: RowInput, base: RowInput, results_root: Path) -> None:
+    """A row of another model (a generative model's row on a bi-encoder's table) is tested against the
+    baseline only on the same queries: the same train set, eval set, split and family, and the same query ids."""
+    model = row.header["model"]
+    for key in ("train", "eval", "split", "family"):
+        if row.header[key] != base.header[key]:
+            raise DataError(f"row {row.label!r} of model {model!r} has {key} {row.header[key]!r}, the baseline "
+                            f"{base.header[key]!r}: another model's row joins a table only on the same train set, "
+                            "eval set, split and queries", results_root / row.runs[0] / "metrics.json",
+                            field=f"run.{key}")
+    if set(row.query_ids) != set(base.query_ids):
+        missing = sorted(set(base.query_ids) - set(row.query_ids))
+        extra = sorted(set(row.query_ids) - set(base.query_ids))
+        raise DataError(f"row {row.label!r} of model {model!r} was evaluated on other queries than the baseline "
+                        f"(missing {missing[:5]}, extra {extra[:5]}): another model's row joins a table only on the "
+                        "same queries", results_root / row.runs[0] / "per_query.jsonl", field="query_id")
+
+
 def main_compare(run_dirs_by_label: dict[str, list[Path]], baseline: str, out: Path, results_root: Path, *,
                  metrics: list[str] | None = None, test: str = "randomization", permutations: int = 10000,
                  resamples: int = 10000, alpha: float = 0.05, seed: int = 0,
                  claims: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Load every row, compare it with ``baseline`` and write the compare JSON to ``out`` atomically.
 
-    A row whose runs have ``"loss": null`` is the zero-shot row. Without ``metrics``, every
-    per-query metric of the baseline's family is tested (main metric first) and the AUC metrics
-    are reported as aggregate-only.
+    A row whose runs have ``"loss": null`` is the zero-shot row. A row of another model than the
+    baseline's (a generative model's ``gen`` or ``ltrgr`` on a bi-encoder's table) is tested like the
+    table's losses when its runs answered the same queries, else refused (:func:`_check_guest`); it widens
+    the Holm family. Without ``metrics``, every per-query metric of the baseline's family is tested (main
+    metric first) and the AUC metrics are reported as aggregate-only.
     """
     if baseline not in run_dirs_by_label:
         raise ConfigError(f"baseline {baseline!r} has no runs; rows are {', '.join(run_dirs_by_label)}",
@@ -115,6 +135,9 @@ def main_compare(run_dirs_by_label: dict[str, list[Path]], baseline: str, out: P
     base_row = next(r for r in rows if r.label == baseline)
     header = base_row.header
     for row in rows:
+        if row.header["model"] != header["model"]:
+            _check_guest(row, base_row, Path(results_root))
+            continue
         for key in ("model", "eval", "split", "family"):
             if row.header[key] != header[key]:
                 raise DataError(f"row {row.label!r} has {key} {row.header[key]!r}, the baseline {header[key]!r}",
