@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on 2 workers (pyproject addopts): one core each
+if os.environ.get("PYTEST_XDIST_WORKER"):  # the suite runs on 2 xdist workers (pyproject addopts): a core each
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from harness.data.format import (  # noqa: E402
@@ -158,10 +158,3 @@ def make_tiny_causal_lm(root: Path, eos_bias: float = 0.0, newline_bias: float =
     tokenizer.save_pretrained(root)
     return root
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep a module's tests on one xdist worker (its module-scoped fixtures are built once) and every
-    test of the tiny grid on one worker (the session fixture ``tiny_grid`` runs Snakemake once)."""
-    for item in items:
-        group = "tiny_grid" if "tiny_grid" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))

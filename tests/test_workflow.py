@@ -3,6 +3,7 @@ example, ``conftest.tiny_grid``) in a temporary folder: Snakemake as users run i
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import CUSTOM_LOSS as EXAMPLE
 from conftest import TINY_GRID as CONFIG
 from conftest import Workflow
 
@@ -153,3 +155,30 @@ def test_bad_config_stops_before_any_job(tmp_path: Path, text: str, message: str
     assert message in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_example_loss_runs_through_the_grid_to_the_site(tiny_grid) -> None:
+    flow, proc = tiny_grid
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = flow.workdir / "results"
+    key = "dcl.tau_plus=0.1"
+    report = json.loads((results / "loss-checks" / f"{key}.json").read_text())
+    assert report["passed"] and report["params"] == {"temperature": 0.05, "tau_plus": 0.1}
+    assert {c["name"] for c in report["checks"] if c["passed"]} >= {"finite", "gradcheck", "permutation",
+                                                                    "ignored_zero_grad", "grad_cache"}
+    checkpoint = results / "checkpoints/tiny/gen" / key / "seed1"
+    source = EXAMPLE / "debiased_contrastive.py"
+    summary = json.loads((checkpoint / "train_summary.json").read_text())
+    assert summary["loss"]["source"] == {"class": "debiased_contrastive:DebiasedContrastive",
+                                         "file": str(source.resolve()),
+                                         "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    assert json.loads((checkpoint / "loss_check.json").read_text()) == report
+    compare = json.loads((results / "compare/tiny/gen/gen.json").read_text())
+    assert [r["loss"] for r in compare["rows"]][-1] == key
+    assert key in (flow.workdir / "site/index.html").read_text()
+    losses = (flow.workdir / "site/losses.html").read_text()  # like a built-in, from the results files
+    assert 'id="loss-debiased_contrastive"' in losses or "debiased" in losses
+    assert "<code>debiased_contrastive:DebiasedContrastive</code>" in losses
+    assert hashlib.sha256(source.read_bytes()).hexdigest()[:16] in losses
+    assert losses.count("<td>PASS</td>") >= 5 and "Chuang" in losses  # the check report and the citation
