@@ -182,3 +182,36 @@ def test_phase_one_is_deterministic_for_its_seed(tiny_dataset: Path, tmp_path: P
         assert main(["gen-train", "--model", "tiny-seq2seq", *train, "--seed", seed, "--out", str(tmp_path / name)]) == 0
     weights = {n: (tmp_path / n / "model.safetensors").read_bytes() for n in "abc"}
     assert weights["a"] == weights["b"] and weights["a"] != weights["c"]
+
+
+def test_batched_passage_scores_match_one_key_at_a_time() -> None:
+    """Phase 2's one-forward passage scores equal Σ_k c_k · w(n_k, q) from one teacher-forced pass per key."""
+    from harness.generative.model import encode_inputs, view_input
+    from harness.generative.train import passage_scores
+
+    model, tok = load_seq2seq("tiny-seq2seq", seed=5)
+    model.eval()
+    eos = model.generation_config.eos_token_id
+    queries = ["where is the old mill", "who built the bridge"]
+    passages = [[["title", [1996, 2214], 3], ["substring", [2214, 4971, 2003], 7], ["substring", [2214], 40]],
+                [["substring", [2214, 4971, 2003], 7]],
+                [],
+                [["title", [1996, 2958], 2]]]
+    owners = [queries[0], queries[0], queries[1], queries[1]]
+    n_tokens = 10**16  # a prior so small that a random model's keys all count as evidence
+    got = passage_scores(model, tok, owners, passages, n_tokens, SETTINGS, eos)
+    for score, query, keys in zip(got.tolist(), owners, passages):
+        expected, covered = 0.0, set()
+        for view, toks, count in keys:
+            target = [*toks, *([] if view == "substring" else [eos])]
+            with torch.no_grad():
+                logits = model(**encode_inputs(tok, [view_input(query, view)]),
+                               labels=torch.tensor([target])).logits[0].double()
+            lp = sum(logits[t].log_softmax(-1)[y].item() for t, y in enumerate(target))
+            prior = (count + 5.0) / (n_tokens + 5.0)
+            w = max(0.0, math.log(math.exp(lp) * (1 - prior)) - math.log(prior * (1 - math.exp(lp)))) ** 2
+            c = 1.0 if not covered else 1 - 0.8 + 0.8 * len(set(toks) - covered) / len(set(toks))
+            covered |= set(toks)
+            expected += c * w
+        assert score == pytest.approx(expected, rel=1e-4, abs=1e-6)
+        assert (expected > 0) == bool(keys)

@@ -26,9 +26,10 @@ import torch
 
 from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
 from harness.errors import DataError
-from harness.generative.decode import coverage_weights, identifier_scores, token_logprobs
+from harness.generative.decode import coverage_weights, identifier_scores
 from harness.generative.index import IdentifierIndex
-from harness.generative.model import encode_inputs, generation_loss, load_seq2seq, tokens, view_input
+from harness.generative.model import (encode_inputs, generation_loss, key_logprobs, load_seq2seq, tokens,
+                                      view_input)
 from harness.io import atomic_dir, iter_jsonl, write_json
 from harness.losses.ltrgr import CITATION, ltrgr_rank_loss
 
@@ -56,6 +57,9 @@ class GenTrainArgs:
     margin: float = 300.0
     random_offset: float = 100.0
     generation_weight: float = 1000.0
+    new_weights_learning_rate: float | None = None  # the warm start's new weights (None: learning_rate)
+    cross_init: str = "random"
+    decoder_layers: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -148,23 +152,41 @@ def ltrgr_examples(ranking: list[dict[str, Any]], positives: dict[str, set[str]]
     return kept
 
 
-def passage_score(model: Any, tokenizer: Any, query: str, keys: list[list[Any]], n_tokens: int,
-                  settings: dict[str, Any], eos: int) -> torch.Tensor:
-    """A passage's score from its matched keys ([view, tokens, count], best first), recomputed by the
-    current model with gradients: Σ_k c_k · w(n_k, q) (see :func:`harness.generative.decode.rank`)."""
-    if not keys:
-        return torch.zeros((), dtype=torch.float64)
-    logprobs = []
-    for view in sorted({k[0] for k in keys}):
-        own = [k for k in keys if k[0] == view]
-        targets = [list(k[1]) + ([] if view == "substring" else [eos]) for k in own]
-        inputs = encode_inputs(tokenizer, [view_input(query, view)] * len(own), model.device)
-        logprobs += list(zip([keys.index(k) for k in own], token_logprobs(model, inputs, targets).sum(-1)))
-    lp = torch.stack([v for _, v in sorted(logprobs, key=lambda x: x[0])])
-    w = identifier_scores(lp, torch.tensor([k[2] for k in keys]), n_tokens, settings["smoothing"],
-                          settings["score_exponent"])
-    coeff = torch.tensor(coverage_weights([tuple(k[1]) for k in keys], settings["coverage"]), dtype=torch.float64)
-    return (w * coeff).sum()
+def passage_scores(model: Any, tokenizer: Any, queries: list[str], passages: list[list[list[Any]]], n_tokens: int,
+                   settings: dict[str, Any], eos: int) -> torch.Tensor:
+    """[P] each passage's score from its matched keys ([view, tokens, count], best first) for its query,
+    recomputed by the current model with gradients: Σ_k c_k · w(n_k, q) (see
+    :func:`harness.generative.decode.rank`). One forward pass for the whole batch: every distinct
+    (query, view, key) is scored once (:func:`harness.generative.model.key_logprobs`)."""
+    rows: dict[tuple[str, str, tuple[int, ...]], int] = {}
+    for query, keys in zip(queries, passages, strict=True):
+        for view, toks, _ in keys:
+            rows.setdefault((query, view, tuple(toks)), len(rows))
+    requests = [(view_input(q, view), [*toks, *(() if view == "substring" else (eos,))]) for q, view, toks in rows]
+    logprobs = key_logprobs(model, tokenizer, requests)
+    scores = []
+    for query, keys in zip(queries, passages):
+        if not keys:
+            scores.append(torch.zeros((), dtype=torch.float64))
+            continue
+        lp = logprobs[[rows[(query, k[0], tuple(k[1]))] for k in keys]]
+        w = identifier_scores(lp, torch.tensor([k[2] for k in keys]), n_tokens, settings["smoothing"],
+                              settings["score_exponent"])
+        coeff = torch.tensor(coverage_weights([tuple(k[1]) for k in keys], settings["coverage"]), dtype=torch.float64)
+        scores.append((w * coeff).sum())
+    return torch.stack(scores)
+
+
+NEW_WEIGHTS = ("crossattention.", "cls.predictions.")  # what a warm-started encoder-decoder adds to its BERTs
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, new_lr: float | None) -> list[dict[str, Any]]:
+    """AdamW groups: the weights a warm start creates (cross-attention, LM-head transform) at ``new_lr``,
+    every other weight at ``lr``."""
+    new = [p for n, p in model.named_parameters() if any(k in n for k in NEW_WEIGHTS)]
+    ids = {id(p) for p in new}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": rest, "lr": lr}, {"params": new, "lr": new_lr or lr}]
 
 
 def train(args: GenTrainArgs) -> Path:
@@ -172,7 +194,8 @@ def train(args: GenTrainArgs) -> Path:
     seed_everything(args.seed)
     start = time.perf_counter()
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_seq2seq(args.model, seed=args.seed)
+    model, tokenizer = load_seq2seq(args.model, seed=args.seed, cross_init=args.cross_init,
+                                    decoder_layers=args.decoder_layers)
     groups = [g for g in read_train_groups(Path(args.dataset) / "train.jsonl") if g.positives]
     if not groups:
         raise DataError("no training query has a positive", Path(args.dataset) / "train.jsonl")
@@ -188,7 +211,8 @@ def train(args: GenTrainArgs) -> Path:
         examples = ltrgr_examples(read_ranking(Path(args.ranking)), positives, args.margin)
         n_tokens = IdentifierIndex.load(Path(args.index)).n_tokens
         log.info("ltrgr: %d training queries not yet ranked right by the margin", len(examples))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.learning_rate, args.new_weights_learning_rate),
+                                  weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (args.warmup_steps + 1)))
     eos = model.generation_config.eos_token_id
     by_id = {g.query_id: g for g in groups}
@@ -206,16 +230,15 @@ def train(args: GenTrainArgs) -> Path:
         loss = generation_loss(model, encode_inputs(tokenizer, texts, model.device), targets)
         rank_value = 0.0
         if batch:
-            scores = {name: [] for name in ("p1", "n1", "p2", "n2")}
+            chosen = []
             for e in batch:
-                q = queries[e["query_id"]]["text"]
-                chosen = {"p1": e["positives"][0], "n1": e["negatives"][0],
-                          "p2": e["positives"][int(rng.integers(len(e["positives"])))],
-                          "n2": e["negatives"][int(rng.integers(len(e["negatives"])))]}
-                for name, p in chosen.items():
-                    scores[name].append(passage_score(model, tokenizer, q, p["keys"], n_tokens, args.settings, eos))
-            rank = ltrgr_rank_loss(*(torch.stack(scores[n]) for n in ("p1", "n1", "p2", "n2")),
-                                   margin=args.margin, offset=args.random_offset)
+                chosen += [e["positives"][0], e["negatives"][0],
+                           e["positives"][int(rng.integers(len(e["positives"])))],
+                           e["negatives"][int(rng.integers(len(e["negatives"])))]]
+            texts_q = [queries[e["query_id"]]["text"] for e in batch for _ in range(4)]
+            scores = passage_scores(model, tokenizer, texts_q, [p["keys"] for p in chosen], n_tokens, args.settings,
+                                    eos).view(len(batch), 4)
+            rank = ltrgr_rank_loss(*scores.unbind(-1), margin=args.margin, offset=args.random_offset)
             rank_value = rank.item()
             loss = rank + args.generation_weight * loss
         optimizer.zero_grad()
