@@ -215,3 +215,36 @@ def test_batched_passage_scores_match_one_key_at_a_time() -> None:
             expected += c * w
         assert score == pytest.approx(expected, rel=1e-4, abs=1e-6)
         assert (expected > 0) == bool(keys)
+
+
+@pytest.mark.slow
+def test_sigterm_then_rerun_resumes_to_the_uninterrupted_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Phase 1 stopped by SIGTERM writes its resume state and fails; the rerun resumes from it and
+    saves the same weights as a run that was never stopped."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    common = ["--views", "title", "substring", "--dataset", str(tiny_dataset), "--threads", "1"]
+    assert main(["gen-index", "--model", "tiny-seq2seq", *common, "--out", str(tmp_path / "index")]) == 0
+    steps = 6
+    train = [*common, "--index", str(tmp_path / "index"), "--generative", json.dumps({"decode": SETTINGS}),
+             "--options", json.dumps({"batch_size": 4, "max_steps": steps, "checkpoint_every": 1})]
+    assert main(["gen-train", "--model", "tiny-seq2seq", *train, "--out", str(tmp_path / "ref")]) == 0
+    out, resume = tmp_path / "ckpt", tmp_path / "resume"
+    cmd = [sys.executable, "-m", "harness.cli", "gen-train", "--model", "tiny-seq2seq", *train,
+           "--resume-dir", str(resume), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    state_file = resume / "resume.pt"
+    deadline = time.time() + 120
+    while not state_file.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "stopped by SIGTERM" in err and not out.exists()
+    assert 0 < torch.load(state_file, weights_only=False)["step"] < steps
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
+    assert not resume.exists()

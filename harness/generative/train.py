@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,15 @@ import numpy as np
 import torch
 
 from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
-from harness.errors import DataError
+from harness import distributed
+from harness.errors import DataError, TrainingError
 from harness.generative.decode import coverage_weights, identifier_scores
 from harness.generative.index import IdentifierIndex
 from harness.generative.model import (encode_inputs, generation_loss, key_logprobs, load_seq2seq, tokens,
                                       view_input)
 from harness.io import atomic_dir, iter_jsonl, write_json
 from harness.losses.ltrgr import CITATION, ltrgr_rank_loss
+from harness.train import RESUME_FILE, SigtermStop, load_resume_state, save_resume_state
 
 log = logging.getLogger("harness")
 SETTINGS_FILE = "lossboard_generative.json"
@@ -58,9 +61,13 @@ class GenTrainArgs:
     random_offset: float = 100.0
     generation_weight: float = 1000.0
     new_weights_learning_rate: float | None = None  # the warm start's new weights (None: learning_rate)
-    cross_init: str = "random"
     decoder_layers: int | None = None
+    checkpoint_every: int = 0
+    resume_dir: Path | None = None  # resume state: every checkpoint_every steps and on SIGTERM
     options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 def best_window(query: list[int], body: list[int], length: int) -> list[int]:
@@ -194,8 +201,7 @@ def train(args: GenTrainArgs) -> Path:
     seed_everything(args.seed)
     start = time.perf_counter()
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_seq2seq(args.model, seed=args.seed, cross_init=args.cross_init,
-                                    decoder_layers=args.decoder_layers)
+    model, tokenizer = load_seq2seq(args.model, seed=args.seed, decoder_layers=args.decoder_layers)
     groups = [g for g in read_train_groups(Path(args.dataset) / "train.jsonl") if g.positives]
     if not groups:
         raise DataError("no training query has a positive", Path(args.dataset) / "train.jsonl")
@@ -211,43 +217,68 @@ def train(args: GenTrainArgs) -> Path:
         examples = ltrgr_examples(read_ranking(Path(args.ranking)), positives, args.margin)
         n_tokens = IdentifierIndex.load(Path(args.index)).n_tokens
         log.info("ltrgr: %d training queries not yet ranked right by the margin", len(examples))
-    optimizer = torch.optim.AdamW(parameter_groups(model, args.learning_rate, args.new_weights_learning_rate),
+    # the warm start's new weights get their own learning rate in phase 1 only: in phase 2 they are trained
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.learning_rate,
+                                                   args.new_weights_learning_rate if args.phase == "gen" else None),
                                   weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (args.warmup_steps + 1)))
     eos = model.generation_config.eos_token_id
     by_id = {g.query_id: g for g in groups}
     model.train()
     losses: list[float] = []
-    for step in range(args.max_steps):
-        rng = np.random.default_rng([args.seed, step])
-        if args.phase == "ltrgr" and examples:
-            batch = [examples[i] for i in rng.choice(len(examples), min(args.batch_size, len(examples)), replace=False)]
-            batch_groups = [by_id[e["query_id"]] for e in batch]
-        else:
-            batch = []
-            batch_groups = [groups[i] for i in rng.choice(len(groups), min(args.batch_size, len(groups)), replace=False)]
-        texts, targets = _generation_pairs(args, batch_groups, queries, ids, tokenizer, rng)
-        loss = generation_loss(model, encode_inputs(tokenizer, texts, model.device), targets)
-        rank_value = 0.0
-        if batch:
-            chosen = []
-            for e in batch:
-                chosen += [e["positives"][0], e["negatives"][0],
-                           e["positives"][int(rng.integers(len(e["positives"])))],
-                           e["negatives"][int(rng.integers(len(e["negatives"])))]]
-            texts_q = [queries[e["query_id"]]["text"] for e in batch for _ in range(4)]
-            scores = passage_scores(model, tokenizer, texts_q, [p["keys"] for p in chosen], n_tokens, args.settings,
-                                    eos).view(len(batch), 4)
-            rank = ltrgr_rank_loss(*scores.unbind(-1), margin=args.margin, offset=args.random_offset)
-            rank_value = rank.item()
-            loss = rank + args.generation_weight * loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-        log.info("step %d/%d loss %.4f rank %.4f", step + 1, args.max_steps, float(loss), rank_value)
+    first = 0
+    resume_file = Path(args.resume_dir) / RESUME_FILE if args.resume_dir else None
+    state = load_resume_state(resume_file, args.to_dict()) if resume_file else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        distributed.set_rng_state(state["rng"])
+        first, losses = state["step"], state["log"]
+
+    def save_resume(step: int) -> None:
+        if resume_file is not None:
+            save_resume_state(resume_file, {
+                "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": distributed.rng_state(), "log": losses,
+                "args": args.to_dict()})
+
+    with SigtermStop() as sigterm:
+        for step in range(first, args.max_steps):
+            rng = np.random.default_rng([args.seed, step])
+            if args.phase == "ltrgr" and examples:
+                batch = [examples[i] for i in rng.choice(len(examples), min(args.batch_size, len(examples)), replace=False)]
+                batch_groups = [by_id[e["query_id"]] for e in batch]
+            else:
+                batch = []
+                batch_groups = [groups[i] for i in rng.choice(len(groups), min(args.batch_size, len(groups)), replace=False)]
+            texts, targets = _generation_pairs(args, batch_groups, queries, ids, tokenizer, rng)
+            loss = generation_loss(model, encode_inputs(tokenizer, texts, model.device), targets)
+            rank_value = 0.0
+            if batch:
+                chosen = []
+                for e in batch:
+                    chosen += [e["positives"][0], e["negatives"][0],
+                               e["positives"][int(rng.integers(len(e["positives"])))],
+                               e["negatives"][int(rng.integers(len(e["negatives"])))]]
+                texts_q = [queries[e["query_id"]]["text"] for e in batch for _ in range(4)]
+                scores = passage_scores(model, tokenizer, texts_q, [p["keys"] for p in chosen], n_tokens, args.settings,
+                                        eos).view(len(batch), 4)
+                rank = ltrgr_rank_loss(*scores.unbind(-1), margin=args.margin, offset=args.random_offset)
+                rank_value = rank.item()
+                loss = rank + args.generation_weight * loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            log.info("step %d/%d loss %.4f rank %.4f", step + 1, args.max_steps, losses[-1], rank_value)
+            if sigterm.requested:
+                save_resume(step + 1)
+                raise TrainingError(f"stopped by SIGTERM at step {step + 1}; the rerun resumes from {resume_file}")
+            if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
+                save_resume(step + 1)
     wall = time.perf_counter() - start
     summary = {
         "steps": args.max_steps, "final_loss": losses[-1] if losses else None, "wall_time_s": wall,
@@ -263,4 +294,6 @@ def train(args: GenTrainArgs) -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / SETTINGS_FILE).write_text(json.dumps({"views": args.views, "settings": args.settings}, indent=2))
         write_json(tmp / "train_summary.json", summary)
+    if args.resume_dir:
+        shutil.rmtree(args.resume_dir, ignore_errors=True)
     return Path(args.out)
