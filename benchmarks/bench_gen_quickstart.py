@@ -5,7 +5,7 @@ Runs the generative part of ``snakemake --cores 2 --configfile config/config.yam
 evaluations and the compare of ``ltrgr`` with ``gen``) into a results folder of its own, then prints a
 Markdown table from the rules' benchmark files (``s``, ``cpu_time``) and the runs' ``metrics.json``:
 
-    python benchmarks/bench_gen_quickstart.py                    # results in results-gen-bench/
+    python benchmarks/bench_gen_quickstart.py                    # results in results/gen-bench/
     python benchmarks/bench_gen_quickstart.py --results DIR --report-only
 
 Measure on a quiet machine (``uptime`` is printed before and after): CPU seconds grow under contention.
@@ -39,9 +39,11 @@ def uptime() -> str:
 
 def run(results: Path) -> None:
     target = f"{results}/compare/{MODEL}/{DATA}/{DATA}.json"
-    subprocess.run(["snakemake", "--cores", "2", target, "--configfile", "config/config.yaml",
+    bin_dir = str(Path(sys.executable).parent)  # where this environment's `harness` command is
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", target, "--configfile", "config/config.yaml",
                     "config/generative.yaml", "--config", f"results={results}"], cwd=ROOT, check=True,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+                   env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
+                        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 
 
 def report(results: Path) -> str:
@@ -76,7 +78,7 @@ def report(results: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="results-gen-bench", help="the grid's results folder for this run")
+    parser.add_argument("--results", default="results/gen-bench", help="the grid's results folder for this run")
     parser.add_argument("--report-only", action="store_true", help="only print the table of an earlier run")
     a = parser.parse_args()
     results = Path(a.results)

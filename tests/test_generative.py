@@ -217,34 +217,63 @@ def test_batched_passage_scores_match_one_key_at_a_time() -> None:
         assert (expected > 0) == bool(keys)
 
 
-@pytest.mark.slow
-def test_sigterm_then_rerun_resumes_to_the_uninterrupted_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
-    """Phase 1 stopped by SIGTERM writes its resume state and fails; the rerun resumes from it and
-    saves the same weights as a run that was never stopped."""
+def test_sigterm_then_rerun_resumes_to_the_uninterrupted_checkpoint(tiny_dataset: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phase 1 stopped by SIGTERM (sent once its first resume state is written, as a scheduler would
+    signal the job mid-run) writes its resume state and fails; the rerun resumes from it and saves the
+    same weights as a run that was never stopped."""
+    import os
     import signal
-    import subprocess
-    import sys
-    import time
+
+    from harness.errors import TrainingError
+    from harness.generative import train as gen_train
+    from harness.generative.train import GenTrainArgs
 
     common = ["--views", "title", "substring", "--dataset", str(tiny_dataset), "--threads", "1"]
     assert main(["gen-index", "--model", "tiny-seq2seq", *common, "--out", str(tmp_path / "index")]) == 0
     steps = 6
-    train = [*common, "--index", str(tmp_path / "index"), "--generative", json.dumps({"decode": SETTINGS}),
-             "--options", json.dumps({"batch_size": 4, "max_steps": steps, "checkpoint_every": 1})]
-    assert main(["gen-train", "--model", "tiny-seq2seq", *train, "--out", str(tmp_path / "ref")]) == 0
-    out, resume = tmp_path / "ckpt", tmp_path / "resume"
-    cmd = [sys.executable, "-m", "harness.cli", "gen-train", "--model", "tiny-seq2seq", *train,
-           "--resume-dir", str(resume), "--out", str(out)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    state_file = resume / "resume.pt"
-    deadline = time.time() + 120
-    while not state_file.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2, err
-    assert "stopped by SIGTERM" in err and not out.exists()
-    assert 0 < torch.load(state_file, weights_only=False)["step"] < steps
-    subprocess.run(cmd, check=True, capture_output=True)
-    assert (out / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
+
+    def args(out: str, resume: Path | None) -> GenTrainArgs:
+        return GenTrainArgs(model="tiny-seq2seq", dataset=tiny_dataset, index=tmp_path / "index", out=tmp_path / out,
+                            views=["title", "substring"], settings=SETTINGS, batch_size=4, max_steps=steps,
+                            checkpoint_every=2, resume_dir=resume)
+
+    gen_train.train(args("ref", None))
+    save, signalled = gen_train.save_resume_state, []
+
+    def save_then_signal(path: Path, state: dict) -> None:
+        save(path, state)
+        if not signalled:
+            signalled.append(state["step"])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(gen_train, "save_resume_state", save_then_signal)
+    resume = tmp_path / "resume"
+    with pytest.raises(TrainingError, match="stopped by SIGTERM at step 3"):
+        gen_train.train(args("ckpt", resume))
+    assert signalled == [2] and not (tmp_path / "ckpt").exists()
+    assert torch.load(resume / "resume.pt", weights_only=False)["step"] == 3
+    gen_train.train(args("ckpt", resume))
+    assert (tmp_path / "ckpt" / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
     assert not resume.exists()
+
+
+def test_warm_start_copies_self_attention_and_groups_the_new_weights() -> None:
+    from harness.generative.model import build_tiny, cross_attention_from_self
+    from harness.generative.train import parameter_groups
+
+    model, _ = build_tiny(seed=2)
+    layers = model.decoder.bert.encoder.layer
+    assert not torch.equal(layers[0].crossattention.self.query.weight, layers[0].attention.self.query.weight)
+    cross_attention_from_self(model)
+    for layer in layers:
+        own, cross = layer.attention.state_dict(), layer.crossattention.state_dict()
+        assert own.keys() == cross.keys() and all(torch.equal(own[k], cross[k]) for k in own)
+    old, new = parameter_groups(model, 1e-4, 1e-3)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert (old["lr"], new["lr"]) == (1e-4, 1e-3)
+    assert {names[id(p)] for p in new["params"]} == {n for n in names.values()
+                                                     if "crossattention." in n or "cls.predictions." in n}
+    assert len(old["params"]) + len(new["params"]) == len(list(model.parameters()))
+    assert all("word_embeddings" not in names[id(p)] for p in new["params"])  # the tied output embedding
+    assert parameter_groups(model, 1e-4, None)[1]["lr"] == 1e-4

@@ -61,7 +61,6 @@ class GenTrainArgs:
     random_offset: float = 100.0
     generation_weight: float = 1000.0
     new_weights_learning_rate: float | None = None  # the warm start's new weights (None: learning_rate)
-    decoder_layers: int | None = None
     checkpoint_every: int = 0
     resume_dir: Path | None = None  # resume state: every checkpoint_every steps and on SIGTERM
     options: dict[str, Any] = field(default_factory=dict)
@@ -201,7 +200,7 @@ def train(args: GenTrainArgs) -> Path:
     seed_everything(args.seed)
     start = time.perf_counter()
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_seq2seq(args.model, seed=args.seed, decoder_layers=args.decoder_layers)
+    model, tokenizer = load_seq2seq(args.model, seed=args.seed)
     groups = [g for g in read_train_groups(Path(args.dataset) / "train.jsonl") if g.positives]
     if not groups:
         raise DataError("no training query has a positive", Path(args.dataset) / "train.jsonl")
