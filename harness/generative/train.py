@@ -40,7 +40,7 @@ log = logging.getLogger("harness")
 SETTINGS_FILE = "lossboard_generative.json"
 # An indexing pair's input: the passage's first tokens (then its view marker). Its identifiers are drawn
 # from its start, and the passages are the longest inputs of a step: on the quickstart, cutting them
-# at 24 tokens made phase 1 27% cheaper for the same nDCG@10 (benchmarks/RESULTS.md, section 13).
+# at 24 tokens made phase 1 27% cheaper for the same nDCG@10 (benchmarks/RESULTS.md, section 14).
 INDEXING_INPUT_TOKENS = 24
 
 
