@@ -6,8 +6,14 @@ per view, plus (passage -> its identifiers) indexing pairs for the same passages
 model, ``L_rank + λ · L_gen`` (:func:`harness.losses.ltrgr.ltrgr_rank_loss`) where each passage
 score is recomputed by the current model from the identifiers that ranking matched in it.
 
+In phase 1 the weights a warm start adds (``minilm``'s cross-attention and LM-head transform) train
+at ``new_weights_learning_rate``, the pretrained ones at ``learning_rate``.
+
 Every draw comes from ``numpy.random.default_rng([seed, step, ...])``, so a run is deterministic
-for its seed; the checkpoint folder is written atomically.
+for its seed; the checkpoint folder is written atomically. With ``resume_dir``, a SIGTERM (and every
+``checkpoint_every`` steps) writes a resume state the rerun continues from, as the dense trainer does
+(:class:`harness.train.SigtermStop`, :func:`harness.train.save_resume_state`): the resumed run saves
+the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
 from harness import distributed
+from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
 from harness.errors import DataError, TrainingError
 from harness.generative.decode import coverage_weights, identifier_scores
 from harness.generative.index import IdentifierIndex
@@ -141,7 +147,8 @@ def _generation_pairs(args: GenTrainArgs, groups: list[TrainGroup], queries: dic
             targets.append(target)
             passage_target = ids.target(view, doc_id, tokens(tokenizer, [body], 64)[0][:8], rng)
             if passage_target is not None:
-                inputs.append(view_input(tokenizer.decode(tokens(tokenizer, [body], INDEXING_INPUT_TOKENS)[0]), view))
+                start = tokenizer.decode(tokens(tokenizer, [body], INDEXING_INPUT_TOKENS)[0])
+                inputs.append(view_input(start, view))
                 targets.append(passage_target)
     return inputs, targets
 
