@@ -152,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ranking", help="phase 2: the phase-1 ranking of the training queries (gen-rank --keys-out)")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--options", type=_json, default={}, help="training hyper-parameters as JSON")
+    s.add_argument("--resume-dir", help="where resume checkpoints are kept between attempts")
     s.add_argument("--out", required=True)
 
     s = sub.add_parser("gen-rank", help="rank a split with a generative retriever and compute its metrics")

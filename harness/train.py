@@ -271,6 +271,42 @@ def seeded(loss: str) -> bool:
     return "seed" in resolve_loss(loss).params
 
 
+class SigtermStop:
+    """While entered, a SIGTERM sets ``requested`` instead of ending the process, so that a training
+    loop finishes its step, writes its resume state and stops; the rerun resumes from that state."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> SigtermStop:
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+def save_resume_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a resume state (its step, model, optimizer, scheduler, RNG states and ``args``) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_resume_state(path: Path, args: dict[str, Any], device: Any = "cpu") -> dict[str, Any] | None:
+    """The resume state at ``path``, if any; one written by a run with other ``args`` is refused."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state["args"] != args:
+        raise ConfigError(f"{path} was written by a run with other arguments; delete it to start over",
+                          key="resume_dir")
+    return state
+
+
 class Trainer:
     """Runs :class:`TrainArgs` to a checkpoint folder, resuming where a stopped run left off."""
 
@@ -314,7 +350,11 @@ class Trainer:
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, args.warmup_steps, self.total_steps)
         self.step = 0
         self.log: list[dict[str, Any]] = []
-        self.stop_requested = False
+        self.sigterm = SigtermStop()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.sigterm.requested
 
     def _loss_params(self) -> dict[str, Any]:
         """The configured loss parameters; a loss that draws at random is seeded with the run's seed."""
@@ -349,17 +389,13 @@ class Trainer:
                  "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": rng, "log": self.log,
                  "args": self.args.to_dict()}
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_resume_state(path, state)
 
     def try_resume(self) -> None:
         path = self._resume_file()
-        if path is None or not path.exists():
+        state = load_resume_state(path, self.args.to_dict(), self.device) if path is not None else None
+        if state is None:
             return
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["args"] != self.args.to_dict():
-            raise ConfigError(f"{path} was written by a run with other arguments; delete it to start over",
-                              key="resume_dir")
         self.model.load_state_dict(state["model"])
         self.loss_fn.load_state_dict(state["loss"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -370,17 +406,13 @@ class Trainer:
         distributed.set_rng_state(state["rng"][self.world.rank])
         self.step, self.log = state["step"], state["log"]
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.stop_requested = True
-
     # -- the loop -------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         args = self.args
         self.try_resume()
-        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         autocast = precision_autocast(args.precision, self.device)
         start, examples = time.perf_counter(), 0
-        try:
+        with self.sigterm:
             while self.step < self.total_steps:
                 batch = self.batches.build(self.step, self.queries, self.corpus)
                 t0 = time.perf_counter()
@@ -412,8 +444,6 @@ class Trainer:
                                         f"{self._resume_file()}")
                 if args.checkpoint_every and self.step % args.checkpoint_every == 0:
                     self.save_resume()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         wall = time.perf_counter() - start
         return {"steps": self.step, "examples": examples, "wall_time_s": round(wall, 3), "leakage": self.leakage,
                 "examples_per_s": round(examples / wall, 3) if wall > 0 else None,

@@ -47,6 +47,7 @@ rule gen_train:
         generative=lambda w: gen_settings(w.model),
         options=lambda w: gen_options(w.model, w.train),
         folder=lambda w: GRID.data(w.train),
+        resume=lambda w: GRID.pattern("resume", model=w.model, train=w.train, loss=w.loss, seed=w.seed),
     threads: res("gen_train", "threads")
     resources:
         mem_mb=res("gen_train", "mem_mb"),
@@ -60,7 +61,8 @@ rule gen_train:
     shell:
         "harness gen-train --phase gen --model {params.model:q} --views {params.views:q} --dataset {params.folder:q}"
         " --index {input.index:q} --generative {params.generative} --options {params.options}"
-        " --seed {wildcards.seed:q} --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"
+        " --seed {wildcards.seed:q} --threads {threads} --resume-dir {params.resume:q}"
+        " --out {output.checkpoint:q} > {log:q} 2>&1"
 
 
 rule gen_ranking:
@@ -84,6 +86,8 @@ rule gen_ranking:
         cpus_per_task=res("gen_rank", "threads"),
     log:
         f"{R}/logs/gen-ranking/{{model}}/{{train}}/seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/gen-ranking/{{model}}/{{train}}/seed{{seed}}.tsv"
     shell:
         "harness gen-rank --model {input.checkpoint:q} --views {params.views:q} --dataset {params.folder:q}"
         " --index {input.index:q} --generative {params.generative} --keys-out {output.ranking:q}"
@@ -106,6 +110,7 @@ rule gen_train_ltrgr:
         generative=lambda w: gen_settings(w.model),
         options=lambda w: gen_options(w.model, w.train),
         folder=lambda w: GRID.data(w.train),
+        resume=lambda w: GRID.pattern("resume", model=w.model, train=w.train, loss=w.loss, seed=w.seed),
     threads: res("gen_train", "threads")
     resources:
         mem_mb=res("gen_train", "mem_mb"),
@@ -120,7 +125,7 @@ rule gen_train_ltrgr:
         "harness gen-train --phase ltrgr --model {input.checkpoint:q} --views {params.views:q}"
         " --dataset {params.folder:q} --index {input.index:q} --ranking {input.ranking:q}"
         " --generative {params.generative} --options {params.options} --seed {wildcards.seed:q}"
-        " --threads {threads} --out {output.checkpoint:q} > {log:q} 2>&1"
+        " --threads {threads} --resume-dir {params.resume:q} --out {output.checkpoint:q} > {log:q} 2>&1"
 
 
 rule gen_rank:

@@ -182,3 +182,98 @@ def test_phase_one_is_deterministic_for_its_seed(tiny_dataset: Path, tmp_path: P
         assert main(["gen-train", "--model", "tiny-seq2seq", *train, "--seed", seed, "--out", str(tmp_path / name)]) == 0
     weights = {n: (tmp_path / n / "model.safetensors").read_bytes() for n in "abc"}
     assert weights["a"] == weights["b"] and weights["a"] != weights["c"]
+
+
+def test_batched_passage_scores_match_one_key_at_a_time() -> None:
+    """Phase 2's one-forward passage scores equal Σ_k c_k · w(n_k, q) from one teacher-forced pass per key."""
+    from harness.generative.model import encode_inputs, view_input
+    from harness.generative.train import passage_scores
+
+    model, tok = load_seq2seq("tiny-seq2seq", seed=5)
+    model.eval()
+    eos = model.generation_config.eos_token_id
+    queries = ["where is the old mill", "who built the bridge"]
+    passages = [[["title", [1996, 2214], 3], ["substring", [2214, 4971, 2003], 7], ["substring", [2214], 40]],
+                [["substring", [2214, 4971, 2003], 7]],
+                [],
+                [["title", [1996, 2958], 2]]]
+    owners = [queries[0], queries[0], queries[1], queries[1]]
+    n_tokens = 10**16  # a prior so small that a random model's keys all count as evidence
+    got = passage_scores(model, tok, owners, passages, n_tokens, SETTINGS, eos)
+    for score, query, keys in zip(got.tolist(), owners, passages):
+        expected, covered = 0.0, set()
+        for view, toks, count in keys:
+            target = [*toks, *([] if view == "substring" else [eos])]
+            with torch.no_grad():
+                logits = model(**encode_inputs(tok, [view_input(query, view)]),
+                               labels=torch.tensor([target])).logits[0].double()
+            lp = sum(logits[t].log_softmax(-1)[y].item() for t, y in enumerate(target))
+            prior = (count + 5.0) / (n_tokens + 5.0)
+            w = max(0.0, math.log(math.exp(lp) * (1 - prior)) - math.log(prior * (1 - math.exp(lp)))) ** 2
+            c = 1.0 if not covered else 1 - 0.8 + 0.8 * len(set(toks) - covered) / len(set(toks))
+            covered |= set(toks)
+            expected += c * w
+        assert score == pytest.approx(expected, rel=1e-4, abs=1e-6)
+        assert (expected > 0) == bool(keys)
+
+
+def test_sigterm_then_rerun_resumes_to_the_uninterrupted_checkpoint(tiny_dataset: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phase 1 stopped by SIGTERM (sent once its first resume state is written, as a scheduler would
+    signal the job mid-run) writes its resume state and fails; the rerun resumes from it and saves the
+    same weights as a run that was never stopped."""
+    import os
+    import signal
+
+    from harness.errors import TrainingError
+    from harness.generative import train as gen_train
+    from harness.generative.train import GenTrainArgs
+
+    common = ["--views", "title", "substring", "--dataset", str(tiny_dataset), "--threads", "1"]
+    assert main(["gen-index", "--model", "tiny-seq2seq", *common, "--out", str(tmp_path / "index")]) == 0
+    steps = 6
+
+    def args(out: str, resume: Path | None) -> GenTrainArgs:
+        return GenTrainArgs(model="tiny-seq2seq", dataset=tiny_dataset, index=tmp_path / "index", out=tmp_path / out,
+                            views=["title", "substring"], settings=SETTINGS, batch_size=4, max_steps=steps,
+                            checkpoint_every=2, resume_dir=resume)
+
+    gen_train.train(args("ref", None))
+    save, signalled = gen_train.save_resume_state, []
+
+    def save_then_signal(path: Path, state: dict) -> None:
+        save(path, state)
+        if not signalled:
+            signalled.append(state["step"])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(gen_train, "save_resume_state", save_then_signal)
+    resume = tmp_path / "resume"
+    with pytest.raises(TrainingError, match="stopped by SIGTERM at step 3"):
+        gen_train.train(args("ckpt", resume))
+    assert signalled == [2] and not (tmp_path / "ckpt").exists()
+    assert torch.load(resume / "resume.pt", weights_only=False)["step"] == 3
+    gen_train.train(args("ckpt", resume))
+    assert (tmp_path / "ckpt" / "model.safetensors").read_bytes() == (tmp_path / "ref" / "model.safetensors").read_bytes()
+    assert not resume.exists()
+
+
+def test_warm_start_copies_self_attention_and_groups_the_new_weights() -> None:
+    from harness.generative.model import build_tiny, cross_attention_from_self
+    from harness.generative.train import parameter_groups
+
+    model, _ = build_tiny(seed=2)
+    layers = model.decoder.bert.encoder.layer
+    assert not torch.equal(layers[0].crossattention.self.query.weight, layers[0].attention.self.query.weight)
+    cross_attention_from_self(model)
+    for layer in layers:
+        own, cross = layer.attention.state_dict(), layer.crossattention.state_dict()
+        assert own.keys() == cross.keys() and all(torch.equal(own[k], cross[k]) for k in own)
+    old, new = parameter_groups(model, 1e-4, 1e-3)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert (old["lr"], new["lr"]) == (1e-4, 1e-3)
+    assert {names[id(p)] for p in new["params"]} == {n for n in names.values()
+                                                     if "crossattention." in n or "cls.predictions." in n}
+    assert len(old["params"]) + len(new["params"]) == len(list(model.parameters()))
+    assert all("word_embeddings" not in names[id(p)] for p in new["params"])  # the tied output embedding
+    assert parameter_groups(model, 1e-4, None)[1]["lr"] == 1e-4

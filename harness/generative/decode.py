@@ -86,21 +86,11 @@ def allowed_tokens_fn(index: ix.IdentifierIndex, view: str, eos: int, pad: int
     return allowed
 
 
-def token_logprobs(model: PreTrainedModel, inputs: dict[str, torch.Tensor], targets: list[list[int]]) -> torch.Tensor:
-    """[N, T] log p(y_t | y_<t, x) of each target token (0 past its end), teacher-forced."""
-    width = max(len(t) for t in targets)
-    labels = torch.full((len(targets), width), -100, dtype=torch.long)
-    for i, t in enumerate(targets):
-        labels[i, :len(t)] = torch.tensor(t, dtype=torch.long)
-    labels = labels.to(inputs["input_ids"].device)
-    logp = model(**inputs, labels=labels).logits.double().log_softmax(-1)
-    return logp.gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1) * (labels >= 0)
-
-
 @torch.no_grad()
 def generate_keys(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, index: ix.IdentifierIndex,
                   queries: list[str], views: list[str], settings: dict[str, Any]) -> list[list[Key]]:
-    """Each query's identifiers: constrained beam search per view, scored as SEAL rescores them."""
+    """Each query's identifiers: constrained beam search per view; a key's log P(key | query) is the sum of
+    its tokens' log-probabilities as beam search computed them (every prefix of a substring a key too)."""
     eos, pad = model.generation_config.eos_token_id, model.generation_config.pad_token_id
     keys: list[dict[tuple[int, ...], Key]] = [{} for _ in queries]
     for view in views:
@@ -110,16 +100,18 @@ def generate_keys(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, in
                                "pseudo_query": "query_tokens"}[view]])
         out = model.generate(**inputs, num_beams=beam, num_return_sequences=beam, max_new_tokens=length + 1,
                              length_penalty=0.0, do_sample=False, early_stopping=True, forced_bos_token_id=None,
-                             prefix_allowed_tokens_fn=allowed_tokens_fn(index, view, eos, pad))
-        sequences = out[:, 1:].tolist()  # without the decoder start
+                             prefix_allowed_tokens_fn=allowed_tokens_fn(index, view, eos, pad),
+                             output_scores=True, return_dict_in_generate=True)
+        # log p(y_t | y_<t, x) of each chosen token, as beam search computed it (log-softmax before the
+        # constraint's mask, so the same value a teacher-forced pass gives; 0 after a beam's end)
+        steps = model.compute_transition_scores(out.sequences, out.scores, out.beam_indices).double()
+        sequences = out.sequences[:, 1:].tolist()  # without the decoder start
         hyps = [_until_eos(s, eos, pad) for s in sequences]
         for i, q in enumerate(queries):
-            own = [h for h in hyps[i * beam:(i + 1) * beam] if h and h[0] != eos]
-            if not own:
-                continue
-            own_inputs = {k: v[i:i + 1].expand(len(own), -1) for k, v in inputs.items()}
-            cumulative = token_logprobs(model, own_inputs, own).cumsum(-1)
-            for h, row in zip(own, cumulative.tolist()):
+            own = [(h, steps[j]) for j, h in enumerate(hyps[i * beam:(i + 1) * beam], start=i * beam)
+                   if h and h[0] != eos]
+            for h, step_logprobs in own:
+                row = step_logprobs[:len(h)].cumsum(-1).tolist()
                 complete = h[-1] == eos
                 body = tuple(h[:-1] if complete else h)
                 if not body:

@@ -6,8 +6,14 @@ per view, plus (passage -> its identifiers) indexing pairs for the same passages
 model, ``L_rank + λ · L_gen`` (:func:`harness.losses.ltrgr.ltrgr_rank_loss`) where each passage
 score is recomputed by the current model from the identifiers that ranking matched in it.
 
+In phase 1 the weights a warm start adds (``minilm``'s cross-attention and LM-head transform) train
+at ``new_weights_learning_rate``, the pretrained ones at ``learning_rate``.
+
 Every draw comes from ``numpy.random.default_rng([seed, step, ...])``, so a run is deterministic
-for its seed; the checkpoint folder is written atomically.
+for its seed; the checkpoint folder is written atomically. With ``resume_dir``, a SIGTERM (and every
+``checkpoint_every`` steps) writes a resume state the rerun continues from, as the dense trainer does
+(:class:`harness.train.SigtermStop`, :func:`harness.train.save_resume_state`): the resumed run saves
+the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -15,25 +21,34 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from harness import distributed
 from harness.data.format import TrainGroup, read_corpus, read_queries, read_train_groups
-from harness.errors import DataError
-from harness.generative.decode import coverage_weights, identifier_scores, token_logprobs
+from harness.errors import DataError, TrainingError
+from harness.generative.decode import coverage_weights, identifier_scores
 from harness.generative.index import IdentifierIndex
-from harness.generative.model import encode_inputs, generation_loss, load_seq2seq, tokens, view_input
+from harness.generative.model import (encode_inputs, generation_loss, key_logprobs, load_seq2seq, tokens,
+                                      view_input)
 from harness.io import atomic_dir, iter_jsonl, write_json
 from harness.losses.ltrgr import CITATION, ltrgr_rank_loss
+from harness.train import RESUME_FILE, SigtermStop, load_resume_state, save_resume_state
 
 log = logging.getLogger("harness")
 SETTINGS_FILE = "lossboard_generative.json"
+# An indexing pair's input: the passage's first tokens (then its view marker). Its identifiers are drawn
+# from its start, and the passages are the longest inputs of a step: on the quickstart, cutting them at
+# 24 tokens made phase 1 26% cheaper (134 vs 182 CPU s) for nDCG@10 0.476 instead of 0.513
+# (benchmarks/RESULTS.md, section 14).
+INDEXING_INPUT_TOKENS = 24
 
 
 @dataclass
@@ -56,7 +71,13 @@ class GenTrainArgs:
     margin: float = 300.0
     random_offset: float = 100.0
     generation_weight: float = 1000.0
+    new_weights_learning_rate: float | None = None  # the warm start's new weights (None: learning_rate)
+    checkpoint_every: int = 0
+    resume_dir: Path | None = None  # resume state: every checkpoint_every steps and on SIGTERM
     options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 def best_window(query: list[int], body: list[int], length: int) -> list[int]:
@@ -126,7 +147,8 @@ def _generation_pairs(args: GenTrainArgs, groups: list[TrainGroup], queries: dic
             targets.append(target)
             passage_target = ids.target(view, doc_id, tokens(tokenizer, [body], 64)[0][:8], rng)
             if passage_target is not None:
-                inputs.append(view_input(body, view))
+                start = tokenizer.decode(tokens(tokenizer, [body], INDEXING_INPUT_TOKENS)[0])
+                inputs.append(view_input(start, view))
                 targets.append(passage_target)
     return inputs, targets
 
@@ -148,23 +170,41 @@ def ltrgr_examples(ranking: list[dict[str, Any]], positives: dict[str, set[str]]
     return kept
 
 
-def passage_score(model: Any, tokenizer: Any, query: str, keys: list[list[Any]], n_tokens: int,
-                  settings: dict[str, Any], eos: int) -> torch.Tensor:
-    """A passage's score from its matched keys ([view, tokens, count], best first), recomputed by the
-    current model with gradients: Σ_k c_k · w(n_k, q) (see :func:`harness.generative.decode.rank`)."""
-    if not keys:
-        return torch.zeros((), dtype=torch.float64)
-    logprobs = []
-    for view in sorted({k[0] for k in keys}):
-        own = [k for k in keys if k[0] == view]
-        targets = [list(k[1]) + ([] if view == "substring" else [eos]) for k in own]
-        inputs = encode_inputs(tokenizer, [view_input(query, view)] * len(own), model.device)
-        logprobs += list(zip([keys.index(k) for k in own], token_logprobs(model, inputs, targets).sum(-1)))
-    lp = torch.stack([v for _, v in sorted(logprobs, key=lambda x: x[0])])
-    w = identifier_scores(lp, torch.tensor([k[2] for k in keys]), n_tokens, settings["smoothing"],
-                          settings["score_exponent"])
-    coeff = torch.tensor(coverage_weights([tuple(k[1]) for k in keys], settings["coverage"]), dtype=torch.float64)
-    return (w * coeff).sum()
+def passage_scores(model: Any, tokenizer: Any, queries: list[str], passages: list[list[list[Any]]], n_tokens: int,
+                   settings: dict[str, Any], eos: int) -> torch.Tensor:
+    """[P] each passage's score from its matched keys ([view, tokens, count], best first) for its query,
+    recomputed by the current model with gradients: Σ_k c_k · w(n_k, q) (see
+    :func:`harness.generative.decode.rank`). One forward pass for the whole batch: every distinct
+    (query, view, key) is scored once (:func:`harness.generative.model.key_logprobs`)."""
+    rows: dict[tuple[str, str, tuple[int, ...]], int] = {}
+    for query, keys in zip(queries, passages, strict=True):
+        for view, toks, _ in keys:
+            rows.setdefault((query, view, tuple(toks)), len(rows))
+    requests = [(view_input(q, view), [*toks, *(() if view == "substring" else (eos,))]) for q, view, toks in rows]
+    logprobs = key_logprobs(model, tokenizer, requests)
+    scores = []
+    for query, keys in zip(queries, passages):
+        if not keys:
+            scores.append(torch.zeros((), dtype=torch.float64))
+            continue
+        lp = logprobs[[rows[(query, k[0], tuple(k[1]))] for k in keys]]
+        w = identifier_scores(lp, torch.tensor([k[2] for k in keys]), n_tokens, settings["smoothing"],
+                              settings["score_exponent"])
+        coeff = torch.tensor(coverage_weights([tuple(k[1]) for k in keys], settings["coverage"]), dtype=torch.float64)
+        scores.append((w * coeff).sum())
+    return torch.stack(scores)
+
+
+NEW_WEIGHTS = ("crossattention.", "cls.predictions.")  # what a warm-started encoder-decoder adds to its BERTs
+
+
+def parameter_groups(model: torch.nn.Module, lr: float, new_lr: float | None) -> list[dict[str, Any]]:
+    """AdamW groups: the weights a warm start creates (cross-attention, LM-head transform) at ``new_lr``,
+    every other weight at ``lr``."""
+    new = [p for n, p in model.named_parameters() if any(k in n for k in NEW_WEIGHTS)]
+    ids = {id(p) for p in new}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": rest, "lr": lr}, {"params": new, "lr": new_lr or lr}]
 
 
 def train(args: GenTrainArgs) -> Path:
@@ -188,43 +228,68 @@ def train(args: GenTrainArgs) -> Path:
         examples = ltrgr_examples(read_ranking(Path(args.ranking)), positives, args.margin)
         n_tokens = IdentifierIndex.load(Path(args.index)).n_tokens
         log.info("ltrgr: %d training queries not yet ranked right by the margin", len(examples))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    # the warm start's new weights get their own learning rate in phase 1 only: in phase 2 they are trained
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.learning_rate,
+                                                   args.new_weights_learning_rate if args.phase == "gen" else None),
+                                  weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (args.warmup_steps + 1)))
     eos = model.generation_config.eos_token_id
     by_id = {g.query_id: g for g in groups}
     model.train()
     losses: list[float] = []
-    for step in range(args.max_steps):
-        rng = np.random.default_rng([args.seed, step])
-        if args.phase == "ltrgr" and examples:
-            batch = [examples[i] for i in rng.choice(len(examples), min(args.batch_size, len(examples)), replace=False)]
-            batch_groups = [by_id[e["query_id"]] for e in batch]
-        else:
-            batch = []
-            batch_groups = [groups[i] for i in rng.choice(len(groups), min(args.batch_size, len(groups)), replace=False)]
-        texts, targets = _generation_pairs(args, batch_groups, queries, ids, tokenizer, rng)
-        loss = generation_loss(model, encode_inputs(tokenizer, texts, model.device), targets)
-        rank_value = 0.0
-        if batch:
-            scores = {name: [] for name in ("p1", "n1", "p2", "n2")}
-            for e in batch:
-                q = queries[e["query_id"]]["text"]
-                chosen = {"p1": e["positives"][0], "n1": e["negatives"][0],
-                          "p2": e["positives"][int(rng.integers(len(e["positives"])))],
-                          "n2": e["negatives"][int(rng.integers(len(e["negatives"])))]}
-                for name, p in chosen.items():
-                    scores[name].append(passage_score(model, tokenizer, q, p["keys"], n_tokens, args.settings, eos))
-            rank = ltrgr_rank_loss(*(torch.stack(scores[n]) for n in ("p1", "n1", "p2", "n2")),
-                                   margin=args.margin, offset=args.random_offset)
-            rank_value = rank.item()
-            loss = rank + args.generation_weight * loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-        log.info("step %d/%d loss %.4f rank %.4f", step + 1, args.max_steps, float(loss), rank_value)
+    first = 0
+    resume_file = Path(args.resume_dir) / RESUME_FILE if args.resume_dir else None
+    state = load_resume_state(resume_file, args.to_dict()) if resume_file else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        distributed.set_rng_state(state["rng"])
+        first, losses = state["step"], state["log"]
+
+    def save_resume(step: int) -> None:
+        if resume_file is not None:
+            save_resume_state(resume_file, {
+                "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": distributed.rng_state(), "log": losses,
+                "args": args.to_dict()})
+
+    with SigtermStop() as sigterm:
+        for step in range(first, args.max_steps):
+            rng = np.random.default_rng([args.seed, step])
+            if args.phase == "ltrgr" and examples:
+                batch = [examples[i] for i in rng.choice(len(examples), min(args.batch_size, len(examples)), replace=False)]
+                batch_groups = [by_id[e["query_id"]] for e in batch]
+            else:
+                batch = []
+                batch_groups = [groups[i] for i in rng.choice(len(groups), min(args.batch_size, len(groups)), replace=False)]
+            texts, targets = _generation_pairs(args, batch_groups, queries, ids, tokenizer, rng)
+            loss = generation_loss(model, encode_inputs(tokenizer, texts, model.device), targets)
+            rank_value = 0.0
+            if batch:
+                chosen = []
+                for e in batch:
+                    chosen += [e["positives"][0], e["negatives"][0],
+                               e["positives"][int(rng.integers(len(e["positives"])))],
+                               e["negatives"][int(rng.integers(len(e["negatives"])))]]
+                texts_q = [queries[e["query_id"]]["text"] for e in batch for _ in range(4)]
+                scores = passage_scores(model, tokenizer, texts_q, [p["keys"] for p in chosen], n_tokens, args.settings,
+                                        eos).view(len(batch), 4)
+                rank = ltrgr_rank_loss(*scores.unbind(-1), margin=args.margin, offset=args.random_offset)
+                rank_value = rank.item()
+                loss = rank + args.generation_weight * loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            log.info("step %d/%d loss %.4f rank %.4f", step + 1, args.max_steps, losses[-1], rank_value)
+            if sigterm.requested:
+                save_resume(step + 1)
+                raise TrainingError(f"stopped by SIGTERM at step {step + 1}; the rerun resumes from {resume_file}")
+            if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
+                save_resume(step + 1)
     wall = time.perf_counter() - start
     summary = {
         "steps": args.max_steps, "final_loss": losses[-1] if losses else None, "wall_time_s": wall,
@@ -240,4 +305,6 @@ def train(args: GenTrainArgs) -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / SETTINGS_FILE).write_text(json.dumps({"views": args.views, "settings": args.settings}, indent=2))
         write_json(tmp / "train_summary.json", summary)
+    if args.resume_dir:
+        shutil.rmtree(args.resume_dir, ignore_errors=True)
     return Path(args.out)
