@@ -1,6 +1,6 @@
 """The quickstart's generative rows as the grid runs them: metrics of each row and CPU seconds of each job.
 
-Runs the generative part of ``snakemake --cores 2 --configfile config/config.yaml config/generative.yaml``
+Runs the generative part of the quickstart (``snakemake --cores 2``, model ``minilm-gen``)
 (identifier index, phase 1, the phase-1 ranking of the training queries, phase 2, the three gen-rank
 evaluations and the compare of ``ltrgr`` with ``gen``) into a results folder of its own, then prints a
 Markdown table from the rules' benchmark files (``s``, ``cpu_time``) and the runs' ``metrics.json``:
@@ -41,7 +41,7 @@ def run(results: Path) -> None:
     target = f"{results}/compare/{MODEL}/{DATA}/{DATA}.json"
     bin_dir = str(Path(sys.executable).parent)  # where this environment's `harness` command is
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", target, "--configfile", "config/config.yaml",
-                    "config/generative.yaml", "--config", f"results={results}"], cwd=ROOT, check=True,
+                    "--config", f"results={results}"], cwd=ROOT, check=True,
                    env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
                         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
 

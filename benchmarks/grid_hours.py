@@ -362,7 +362,8 @@ class Estimate:
     def _generative(self, rows: dict[str, Row]) -> None:
         """The generative models' rules, priced with the rates JSON's ``generative`` entry (one measured
         encoder-decoder; bench_generative.py and the quickstart's own benchmark files)."""
-        from harness.generative.config import ROWS, TOKENS_PER_PASSAGE, settings
+        from harness.generative.config import TOKENS_PER_PASSAGE, settings
+        from harness.grid import GENERATIVE_ROWS as ROWS
 
         g = self.grid
         for m in g.generative_models():

@@ -263,6 +263,11 @@ def _check_precision(config: dict[str, Any]) -> None:
     here = {s for s in ("train", "encode", "evaluate", "mine") if not (config.get("resources") or {}).get(s, {}).get("gpu")}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the stages pick it
     for model, spec in config["models"].items():
+        if grid.is_generative(model):
+            if spec.get("precision") == "bf16":
+                raise ConfigError("a generative model trains and ranks in fp32 (its stages have no bf16)",
+                                  key=f"models.{model}.precision")
+            continue
         stages = {"train", "encode", "evaluate"} | {"mine" for t in grid.train_sets if grid.dense_miner(t) == model}
         if grid.precision(model) == "bf16" and stages & here:
             require("bf16", device, key=f"models.{model}.precision" if "precision" in spec else "precision")
@@ -410,8 +415,10 @@ class Grid:
         return bool(spec.get("ignore_identical_ids", ignores_identical_ids(self.family_of(eval_set))))
 
     def precision(self, model: str) -> str:
-        """The arithmetic a model trains and encodes in: its own ``precision``, else the config's."""
-        return str(self.models[model].get("precision", self.config["precision"]))
+        """The arithmetic a model trains and encodes in: its own ``precision``, else the config's (a
+        bi-encoder's; a generative model runs in fp32)."""
+        default = "fp32" if self.is_generative(model) else self.config["precision"]
+        return str(self.models[model].get("precision", default))
 
     def teacher_name(self) -> str:
         teacher = self.config["teacher"]

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from snakemake.utils import update_config
 
 from harness.compare import RowInput, bootstrap_ci, compare, holm, paired_t_test, randomization_test
 from harness.errors import ConfigError, DataError
-from harness.grid import GENERATIVE_ROWS, claims, guest_label, load_yaml
+from harness.grid import GENERATIVE_ROWS, claims, guest_label
 from harness.io import write_json, write_jsonl
 from harness.stages.compare import load_row, main_compare, main_summary
 
@@ -326,9 +325,8 @@ def test_another_models_row_on_other_queries_is_refused(mixed_runs, change, mess
     assert not (root / "compare.json").exists()
 
 
-def test_ltrgr_claim_of_the_generative_overlay_is_tested_on_the_generative_table(mixed_runs, config):
+def test_ltrgr_claim_of_the_quickstart_is_tested_on_the_generative_table(mixed_runs, config):
     root, queries, dense, generative = mixed_runs
-    update_config(config, load_yaml(REPO / "config" / "generative.yaml"))  # as Snakemake merges --configfile
     specs = [asdict(c) for c in claims(config)]
     assert "ltrgr-gen" in {c["key"] for c in specs} and "mw-noninferior" in {c["key"] for c in specs}
     tables = [root / "compare" / "minilm-gen.json", root / "compare" / "minilm.json"]

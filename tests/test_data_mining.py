@@ -101,8 +101,6 @@ def encoder():
 
 
 def test_dense_negatives_are_the_unjudged_docs_in_the_encoders_order(dataset: Path, encoder) -> None:
-    import numpy as np
-
     mine_dense(dataset, dataset / "dense.jsonl", negatives=10, seed=0, encoder=encoder)
     groups = {g.query_id: g for g in read_train_groups(dataset / "dense.jsonl")}
     doc_emb = encoder.encode(list(DOCS.values()), "passage")

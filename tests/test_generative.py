@@ -112,8 +112,7 @@ def test_passage_score_sums_discounted_keys() -> None:
 
 @pytest.fixture
 def config() -> dict:
-    cfg = load_yaml(REPO / "config" / "config.yaml")  # with the generative model config/generative.yaml adds
-    cfg["models"].update(load_yaml(REPO / "config" / "generative.yaml")["models"])
+    cfg = load_yaml(REPO / "config" / "config.yaml")  # the quickstart, with its generative model
     validate(cfg, str(REPO / "config" / "config.schema.yaml"), set_default=True)
     return cfg
 

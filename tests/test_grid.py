@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -97,7 +96,6 @@ def test_loss_keys_carry_their_parameters(config: dict) -> None:
 
 def test_grid_paths(config: dict) -> None:
     config["seeds"] = [1, 2]
-    config["models"].update(load_yaml(REPO / "config" / "generative.yaml")["models"])  # + a generative model
     grid = Grid(config)
     runs = grid.all_runs()
     # per model, one train and one eval set: zero-shot + rows x seeds (the dense losses; gen, ltrgr)
@@ -119,7 +117,6 @@ def test_grid_paths(config: dict) -> None:
 
 
 def test_generative_rows_join_only_the_dense_tables_of_their_own_train_and_eval_sets(config: dict) -> None:
-    config["models"].update(load_yaml(REPO / "config" / "generative.yaml")["models"])
     config["eval_sets"]["held-out"] = {"dataset": "synthetic", "split": "test"}
     config["train_sets"]["other"] = dict(config["train_sets"]["synthetic"])
     config["models"]["minilm-gen"].update(eval_sets=["synthetic"], train_sets=["synthetic"])
@@ -134,8 +131,7 @@ def test_generative_rows_join_only_the_dense_tables_of_their_own_train_and_eval_
 def test_dry_run_wires_the_generative_runs_into_the_dense_compare_job(tmp_path: Path) -> None:
     target = "results/compare/minilm/synthetic/synthetic.json"
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--snakefile", str(REPO / "Snakefile"),
-                           "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"),
-                           str(REPO / "config" / "generative.yaml"), "--", target],
+                           "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"), "--", target],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr

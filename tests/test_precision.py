@@ -89,6 +89,12 @@ def test_the_config_check_names_the_key_before_any_job(without_bf16: None) -> No
     cfg = _config(precision="bf16")
     cfg["models"]["minilm"]["precision"] = "fp32"
     check(_validated(cfg))
+    # a generative model runs in fp32 whatever the global precision, and refuses bf16 of its own
+    cfg = _config()
+    cfg["models"]["minilm-gen"]["precision"] = "bf16"
+    with pytest.raises(ConfigError) as err:
+        check(_validated(cfg))
+    assert err.value.key == "models.minilm-gen.precision" and "fp32" in str(err.value)
 
 
 def test_the_encode_command_fails_cleanly(without_bf16: None, tiny_dataset: Path, tmp_path: Path,

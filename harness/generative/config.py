@@ -8,7 +8,6 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.generative.decode import DEFAULTS
 from harness.generative.index import BYTES_PER_TOKEN, VIEWS
-from harness.grid import GENERATIVE_ROWS as ROWS  # the rows, spelt once in harness.grid
 from harness.io import read_json
 from harness.losses.ltrgr import GENERATION_WEIGHT, MARGIN, RANDOM_OFFSET
 
