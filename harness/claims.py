@@ -41,6 +41,7 @@ import numpy as np
 
 from harness.compare import RowInput, bootstrap_ci, holm, paired_t_test, randomization_test, seed_mean
 from harness.errors import ConfigError
+from harness.grid import ZERO_SHOT
 from harness.metrics import parse_metric
 
 FORMS = ("greater", "less", "noninferior", "best")
@@ -265,12 +266,13 @@ def summarise(claims: list[Claim], tables: list[dict[str, Any]], alpha: float) -
 
     Holm's correction runs over every (claim, table) that was tested; each claim gets a verdict per
     table and one across them (:func:`overall_verdict`). A table whose eval set does not measure the
-    claim's metric is left out.
+    claim's metric is left out, and so is one that holds none of the claim's rows (a dense claim on a
+    generative model's table) unless no table holds them, when the claim is "not run".
     """
     tested: list[tuple[dict[str, Any], float]] = []
     out = []
     for claim in claims:
-        entries = []
+        entries, elsewhere = [], []  # elsewhere: tables holding none of the claim's rows (another model kind's)
         for table in tables:
             if not applies(claim, table["model"], table["eval"]):
                 continue
@@ -287,8 +289,11 @@ def summarise(claims: list[Claim], tables: list[dict[str, Any]], alpha: float) -
                 tested.append((entry, p))
             else:
                 entry["verdict"] = NOT_RUN if result["status"] == NOT_RUN else INCONCLUSIVE
+                if set(result.get("missing") or ()) >= set(claim.rows) - {ZERO_SHOT}:
+                    elsewhere.append(entry)
+                    continue
             entries.append(entry)
-        out.append({"claim": claim, "entries": entries})
+        out.append({"claim": claim, "entries": entries or elsewhere[:1]})
     corrected, _ = holm([p for _, p in tested], alpha)
     for (entry, _), p_corr in zip(tested, corrected):
         entry["p_corrected"] = p_corr

@@ -179,6 +179,23 @@ def test_holm_over_all_tests_and_verdicts_by_hand() -> None:
     assert record["claims"][0]["entries"][0]["verdict"] == INCONCLUSIVE
 
 
+def test_a_table_holding_none_of_a_claims_rows_is_left_out_unless_no_table_holds_them() -> None:
+    c = claim("less", "infonce", ("zero-shot",))  # CADET's: zero-shot is in every table, infonce only in dense ones
+    c = Claim("k", c.paper, c.sentence, c.form, c.a, c.others, c.metric, c.margin)
+    dense = tables(("e1", [pair(0.05, 0.02, 0.08, 0.001)]))[0]
+    generative = {"model": "gen-model", "train": "t", "eval": "e1",
+                  "claims": {"k": {"status": NOT_RUN, "metric": "ndcg@10", "missing": ["infonce"]}}}
+    record = summarise([c], [dense, generative], alpha=0.05)
+    assert [e["model"] for e in record["claims"][0]["entries"]] == ["m"]
+    assert record["correction"]["tests"] == 1
+    record = summarise([c], [generative], alpha=0.05)  # the grid runs no infonce at all: "not run", said once
+    assert [(e["model"], e["verdict"]) for e in record["claims"][0]["entries"]] == [("gen-model", NOT_RUN)]
+    assert record["claims"][0]["verdict"] == NOT_RUN
+    partial = dict(generative, claims={"k": {"status": NOT_RUN, "metric": "ndcg@10", "missing": ["zero-shot"]}})
+    record = summarise([c], [dense, partial], alpha=0.05)  # a table lacking some of them still says so
+    assert [e["model"] for e in record["claims"][0]["entries"]] == ["m", "gen-model"]
+
+
 @pytest.mark.slow
 def test_compare_stage_writes_claims_letters_and_the_summary(tmp_path: Path) -> None:
     from dataclasses import asdict
