@@ -131,7 +131,7 @@ def test_no_config_string_runs_in_a_shell(tmp_path: Path) -> None:
     for log in (line.strip().removeprefix("log: ") for line in lines if line.strip().startswith("log: ")):
         (tmp_path / log).parent.mkdir(parents=True, exist_ok=True)
     assert {c.split()[1] for c in commands} == {"prepare", "mine", "encode", "teacher", "train", "evaluate",
-                                                "mteb", "compare", "site"}
+                                                "mteb", "gen-index", "gen-train", "gen-rank", "compare", "site"}
     stub = tmp_path / "bin" / "harness"
     stub.parent.mkdir()
     stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" >> "$ARGV_LOG"\n')
